@@ -1,0 +1,27 @@
+"""ganlib: the library behind the book *GAN-based anomaly detection*.
+
+Importing ``ganlib`` (or any paper sub-package) imports neither PyTorch nor
+TensorFlow: a framework is imported only when a detector of that framework is
+built.  Every detector follows one API, after PyOD::
+
+    det = Detector(framework="torch", seed=0, **hyperparameters)
+    det.fit(x_train, epochs=..., validation_data=(x_val, y_val))
+    scores = det.decision_function(x_test)   # higher = more anomalous
+    det.save(path); Detector.load(path)
+
+The shared ground lives in one module per job:
+
+=====================  ==========================================================
+``ganlib.data``        verified loaders for MNIST, KDDCup99, Arrhythmia, CIFAR-10
+``ganlib.protocols``   the papers' train / validation / test splits
+``ganlib.metrics``     AUROC, AUPRC, precision/recall/F1 at a contamination rate
+``ganlib.plots``       training curves, score histograms, ROC, reconstructions
+``ganlib.detector``    the framework-neutral detector base class
+``ganlib.runmode``     quick mode (``GANLIB_QUICK=1``) and run reports
+``ganlib.display``     showing ganlib's own source inside the book
+=====================  ==========================================================
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

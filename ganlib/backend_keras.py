@@ -1,0 +1,98 @@
+"""What every Keras 3 (TensorFlow backend) model in ganlib shares: seeding, device, weights as NumPy.
+
+The Keras twin of a paper's model subclasses :class:`KerasBackend`, registers
+its ``keras.Model`` networks in ``self.networks`` and implements ``train_step``
+with ``tf.GradientTape``, the explicit counterpart of PyTorch's
+``loss.backward(); optimizer.step()``.  This module is imported only when a
+detector is built with ``framework="keras"``.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of outputs
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(f"ganlib's Keras models need KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels."""
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except RuntimeError:  # already configured once the runtime has started: nothing to change
+        pass
+
+
+def pick_device() -> str:
+    """``"/GPU:0"`` when TensorFlow sees a GPU, else ``"/CPU:0"`` (TensorFlow places ops there by default)."""
+    return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
+
+
+def dcgan_initializer(seed: int | None = None):
+    """DCGAN's N(0, 0.02) weight initialiser (Radford et al., 2016, section 4)."""
+    return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
+
+
+class KerasBackend:
+    """Base of every Keras model: owns the networks and the NumPy boundary."""
+
+    framework = "keras"
+
+    def __init__(self, input_shape: tuple[int, ...], hyperparameters: dict, seed: int):
+        seed_everything(seed)
+        self.input_shape = tuple(input_shape)
+        self.hp = dict(hyperparameters)
+        self.device = pick_device()
+        self.networks: dict[str, keras.Model] = {}
+
+    @property
+    def device_name(self) -> str:
+        return self.device
+
+    @staticmethod
+    def to_tensor(batch: np.ndarray) -> tf.Tensor:
+        return tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
+
+    @staticmethod
+    def to_numpy(tensor) -> np.ndarray:
+        return keras.ops.convert_to_numpy(tensor)
+
+    def train_step(self, batch: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """``outputs`` in inference mode: subclasses call their networks with ``training=False``."""
+        return self.outputs(batch)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Every variable (BatchNorm moving statistics included) as NumPy, keyed ``network.index.path``."""
+        return {f"{net}.{i:03d}.{v.path}": np.array(v.numpy())
+                for net, model in self.networks.items() for i, v in enumerate(model.weights)}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        for net, model in self.networks.items():
+            prefix = net + "."
+            values = [v for k, v in sorted(weights.items()) if k.startswith(prefix)]
+            if len(values) != len(model.weights):
+                raise ValueError(f"{net}: {len(values)} saved arrays for {len(model.weights)} variables")
+            for variable, value in zip(model.weights, values):
+                if tuple(variable.shape) != tuple(value.shape):
+                    raise ValueError(f"{net}: variable {variable.path} has shape {tuple(variable.shape)}, "
+                                     f"saved array has {tuple(value.shape)}")
+                variable.assign(value)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per network."""
+        return {net: int(sum(np.prod(v.shape) for v in model.trainable_weights))
+                for net, model in self.networks.items()}

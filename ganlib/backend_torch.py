@@ -1,0 +1,132 @@
+"""What every PyTorch model in ganlib shares: device, seeding, NumPy <-> tensor, weights as NumPy.
+
+A paper's PyTorch model subclasses :class:`TorchBackend`, builds its networks
+in ``__init__`` and registers them in ``self.networks``, and implements
+``train_step`` (one optimisation step on one batch, returning the losses) and
+``outputs`` (the NumPy arrays its anomaly score is computed from).  This module
+is imported only when a detector is built with ``framework="torch"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+def seed_everything(seed: int) -> None:
+    """Seed PyTorch and ask it for deterministic kernels, so that one seed gives one result on CPU."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def pick_device() -> torch.device:
+    """The first CUDA GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dcgan_init(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al., 2016, section 4): N(0, 0.02) weights, BatchNorm N(1, 0.02).
+
+    Apply it with ``network.apply(dcgan_init)``, so that it reaches every sub-module.
+    """
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def glorot_init(module: nn.Module) -> None:
+    """Keras' default initialisation (Glorot-uniform weights, zero biases), for twins that must match Keras."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class ChannelsLastFlatten(nn.Module):
+    """Flatten an NCHW map in (H, W, C) order, as Keras' ``Flatten`` does.
+
+    With the same flattening order, a dense layer after it has the same weight
+    matrix in both frameworks, so weights can be copied between the twins.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1).flatten(1)
+
+
+class ChannelsLastUnflatten(nn.Module):
+    """Inverse of :class:`ChannelsLastFlatten`: a vector to an NCHW map, read in (H, W, C) order."""
+
+    def __init__(self, height: int, width: int, channels: int):
+        super().__init__()
+        self.shape = (height, width, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(-1, *self.shape).permute(0, 3, 1, 2)
+
+
+class TorchBackend:
+    """Base of every PyTorch model: owns the networks, the device and the NumPy boundary."""
+
+    framework = "torch"
+
+    def __init__(self, input_shape: tuple[int, ...], hyperparameters: dict, seed: int):
+        seed_everything(seed)
+        self.input_shape = tuple(input_shape)
+        self.hp = dict(hyperparameters)
+        self.device = pick_device()
+        self.networks: dict[str, nn.Module] = {}
+
+    @property
+    def device_name(self) -> str:
+        return str(self.device)
+
+    def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
+        """NumPy batch to a float tensor on the device; images go from NHWC to PyTorch's NCHW."""
+        tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if tensor.ndim == 4:
+            tensor = tensor.permute(0, 3, 1, 2)
+        return tensor.to(self.device)
+
+    @staticmethod
+    def to_numpy(tensor: torch.Tensor) -> np.ndarray:
+        """Tensor to NumPy; image maps go back from NCHW to NHWC."""
+        array = tensor.detach().cpu().numpy()
+        return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+
+    def train_mode(self, training: bool) -> None:
+        """Switch every network between training and inference (BatchNorm, dropout)."""
+        for network in self.networks.values():
+            network.train(training)
+
+    def train_step(self, batch: np.ndarray) -> dict[str, float]:
+        raise NotImplementedError
+
+    def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """``outputs`` in inference mode and without gradients."""
+        self.train_mode(False)
+        return self.outputs(batch)
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        """Every parameter and buffer (BatchNorm statistics included) as NumPy, keyed ``network.name``."""
+        return {f"{net}.{key}": value.detach().cpu().numpy().copy()
+                for net, module in self.networks.items() for key, value in module.state_dict().items()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        for net, module in self.networks.items():
+            prefix = net + "."
+            state = {k[len(prefix):]: torch.from_numpy(np.asarray(v)) for k, v in weights.items() if k.startswith(prefix)}
+            module.load_state_dict(state, strict=True)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable parameters per network."""
+        return {net: sum(p.numel() for p in module.parameters() if p.requires_grad)
+                for net, module in self.networks.items()}

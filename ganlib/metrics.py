@@ -1,0 +1,76 @@
+"""Detection metrics, on scikit-learn, with one orientation everywhere: a higher score is more anomalous.
+
+Labels are 0 (normal) and 1 (anomaly); the anomaly is the positive class.
+
+- :func:`auroc` and :func:`auprc` need no threshold.
+- :func:`precision_recall_f1` flags the top ``contamination`` share of scores,
+  the rule EGBAD and ALAD inherit from DAGMM (top 20 % on KDD99, top 15 % on
+  Arrhythmia).  It needs the anomaly rate to be known in advance, which is a
+  strong assumption: the chapters always report AUROC beside it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn import metrics as _sk
+
+
+def _check(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true)
+    s = np.asarray(scores, dtype=np.float64)
+    if y.ndim != 1 or s.ndim != 1:
+        raise ValueError(f"labels and scores must be 1-D arrays, got shapes {y.shape} and {s.shape}")
+    if len(y) != len(s):
+        raise ValueError(f"labels and scores differ in length: {len(y)} labels, {len(s)} scores")
+    if len(y) == 0:
+        raise ValueError("labels and scores are empty")
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"scores contain {int(np.sum(~np.isfinite(s)))} NaN or infinite values")
+    values = set(np.unique(y).tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"labels must be 0 (normal) or 1 (anomaly), found {sorted(values)}")
+    if len(values) < 2:
+        raise ValueError(f"labels hold a single class ({values.pop()}): the metric needs normal and anomalous samples")
+    return y.astype(np.int64), s
+
+
+def auroc(y_true, scores) -> float:
+    """Area under the ROC curve (1 = perfect, 0.5 = chance)."""
+    y, s = _check(y_true, scores)
+    return float(_sk.roc_auc_score(y, s))
+
+
+def auprc(y_true, scores) -> float:
+    """Area under the precision-recall curve, anomalies positive (average precision)."""
+    y, s = _check(y_true, scores)
+    return float(_sk.average_precision_score(y, s))
+
+
+def roc_curve(y_true, scores):
+    """``(false_positive_rate, true_positive_rate)`` arrays for plotting."""
+    y, s = _check(y_true, scores)
+    fpr, tpr, _ = _sk.roc_curve(y, s)
+    return fpr, tpr
+
+
+def threshold_at_contamination(scores, contamination: float) -> float:
+    """The score above which the top ``contamination`` share of ``scores`` lies."""
+    if not 0.0 < contamination < 1.0:
+        raise ValueError(f"contamination must be in (0, 1), got {contamination!r}")
+    return float(np.percentile(np.asarray(scores, dtype=np.float64), 100.0 * (1.0 - contamination)))
+
+
+def precision_recall_f1(y_true, scores, contamination: float) -> dict[str, float]:
+    """Precision, recall and F1 when the top ``contamination`` share of scores is flagged anomalous."""
+    y, s = _check(y_true, scores)
+    predicted = (s >= threshold_at_contamination(s, contamination)).astype(np.int64)
+    precision, recall, f1, _ = _sk.precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+
+
+def evaluate(y_true, scores, contamination: float | None = None) -> dict[str, float]:
+    """AUROC and AUPRC, plus precision/recall/F1 when ``contamination`` is given."""
+    result = {"auroc": auroc(y_true, scores), "auprc": auprc(y_true, scores)}
+    if contamination is not None:
+        result.update(precision_recall_f1(y_true, scores, contamination))
+    return result
