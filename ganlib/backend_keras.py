@@ -18,6 +18,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from .backend import Backend  # noqa: E402
+
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"ganlib's Keras models need KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}")
 
@@ -41,21 +43,12 @@ def dcgan_initializer(seed: int | None = None):
     return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
 
 
-class KerasBackend:
+class KerasBackend(Backend):
     """Base of every Keras model: owns the networks and the NumPy boundary."""
 
     framework = "keras"
-
-    def __init__(self, input_shape: tuple[int, ...], hyperparameters: dict, seed: int):
-        seed_everything(seed)
-        self.input_shape = tuple(input_shape)
-        self.hp = dict(hyperparameters)
-        self.device = pick_device()
-        self.networks: dict[str, keras.Model] = {}
-
-    @property
-    def device_name(self) -> str:
-        return self.device
+    seed_everything = staticmethod(seed_everything)
+    pick_device = staticmethod(pick_device)
 
     @staticmethod
     def to_tensor(batch: np.ndarray) -> tf.Tensor:
@@ -64,12 +57,6 @@ class KerasBackend:
     @staticmethod
     def to_numpy(tensor) -> np.ndarray:
         return keras.ops.convert_to_numpy(tensor)
-
-    def train_step(self, batch: np.ndarray) -> dict[str, float]:
-        raise NotImplementedError
-
-    def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        raise NotImplementedError
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """``outputs`` in inference mode: subclasses call their networks with ``training=False``."""

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .backend import Backend
+
 
 def seed_everything(seed: int) -> None:
     """Seed PyTorch and ask it for deterministic kernels, so that one seed gives one result on CPU."""
@@ -69,21 +71,12 @@ class ChannelsLastUnflatten(nn.Module):
         return x.reshape(-1, *self.shape).permute(0, 3, 1, 2)
 
 
-class TorchBackend:
+class TorchBackend(Backend):
     """Base of every PyTorch model: owns the networks, the device and the NumPy boundary."""
 
     framework = "torch"
-
-    def __init__(self, input_shape: tuple[int, ...], hyperparameters: dict, seed: int):
-        seed_everything(seed)
-        self.input_shape = tuple(input_shape)
-        self.hp = dict(hyperparameters)
-        self.device = pick_device()
-        self.networks: dict[str, nn.Module] = {}
-
-    @property
-    def device_name(self) -> str:
-        return str(self.device)
+    seed_everything = staticmethod(seed_everything)
+    pick_device = staticmethod(pick_device)
 
     def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
         """NumPy batch to a float tensor on the device; images go from NHWC to PyTorch's NCHW."""
@@ -102,12 +95,6 @@ class TorchBackend:
         """Switch every network between training and inference (BatchNorm, dropout)."""
         for network in self.networks.values():
             network.train(training)
-
-    def train_step(self, batch: np.ndarray) -> dict[str, float]:
-        raise NotImplementedError
-
-    def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        raise NotImplementedError
 
     @torch.no_grad()
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ searched and the URLs tried.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -107,10 +108,10 @@ REGISTRY: dict[str, RemoteFile] = {
 
 
 def cache_dir() -> Path:
-    """The per-user download cache (``pooch.os_cache('ganlib')``)."""
-    import pooch
+    """The per-user download cache, ``~/.cache/ganlib`` on Linux (the folder ``pooch.os_cache`` picks)."""
+    import platformdirs  # pooch's own dependency; importing pooch itself here would load tqdm.auto
 
-    return Path(pooch.os_cache("ganlib"))
+    return Path(platformdirs.user_cache_dir("ganlib"))
 
 
 def _hash_file(path: Path, algorithm: str = "sha256", gunzip: bool = False) -> str:
@@ -196,6 +197,13 @@ def _download(entry: RemoteFile, searched: list[Path]) -> Path:
 
 
 def _read_idx(path: Path, magic: int, shape_tail: tuple[int, ...]) -> np.ndarray:
+    stat = path.stat()
+    return _read_idx_cached(path, stat.st_size, stat.st_mtime_ns, magic, shape_tail)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_idx_cached(path: Path, size: int, mtime_ns: int, magic: int, shape_tail: tuple[int, ...]) -> np.ndarray:
+    """Parse a verified IDX file once per process; the array is read-only, so the cache cannot be altered."""
     with gzip.open(path, "rb") as handle:
         raw = handle.read()
     header = 4 * (1 + 1 + len(shape_tail))
@@ -206,7 +214,9 @@ def _read_idx(path: Path, magic: int, shape_tail: tuple[int, ...]) -> np.ndarray
     dims = tuple(int.from_bytes(raw[8 + 4 * i : 12 + 4 * i], "big") for i in range(len(shape_tail)))
     if dims != shape_tail or len(raw) != header + count * int(np.prod(shape_tail, dtype=int)):
         raise DataIntegrityError(f"{path}: IDX header says {count} x {dims}, file holds {len(raw) - header} bytes")
-    return np.frombuffer(raw, np.uint8, offset=header).reshape((count, *shape_tail))
+    array = np.frombuffer(raw, np.uint8, offset=header).reshape((count, *shape_tail))
+    array.setflags(write=False)
+    return array
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None):

@@ -1,0 +1,34 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from ganlib import plots  # noqa: E402
+
+rng = np.random.default_rng(0)
+y = np.array([0] * 30 + [1] * 10)
+scores = np.concatenate([rng.normal(0, 1, 30), rng.normal(3, 1, 10)])
+
+
+def test_each_plot_returns_a_figure_with_its_panels():
+    assert len(plots.plot_history({"epoch": [1, 2], "loss": [2.0, 1.0], "val_auroc": [0.6, 0.7]}, best_epoch=2).axes) == 2
+    assert "AUROC" in plots.plot_score_histogram(y, scores).axes[0].get_title()
+    roc = plots.plot_roc(y, {"a": scores, "b": -scores})
+    assert len(roc.axes[0].lines) == 3  # two curves and the chance diagonal
+    x = rng.random((5, 28, 28, 1))
+    assert len(plots.plot_reconstructions(x, x * 0.5, labels=list("abcde")).axes) == 15
+    assert len(plots.plot_image_grid(x, ncols=5).axes) == 5
+    plt.close("all")
+
+
+def test_plots_reject_bad_input():
+    with pytest.raises(ValueError, match="same length|differ in length"):
+        plots.plot_score_histogram(y[:-1], scores)
+    with pytest.raises(ValueError, match="shape \\(n, h, w, c\\)"):
+        plots.plot_reconstructions(rng.random((2, 28, 28)), rng.random((2, 28, 28)))
+    with pytest.raises(ValueError, match="no curve"):
+        plots.plot_history({"epoch": [1]})
+    plt.close("all")
