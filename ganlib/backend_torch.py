@@ -49,6 +49,28 @@ def glorot_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
+class Conv2dSame(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow/Keras ``padding="same"``: output size ``ceil(input / stride)``.
+
+    When the total padding is odd, Keras puts the extra row and column at the
+    bottom and right, which PyTorch's symmetric ``padding=`` cannot express
+    (a 5x5, stride-2 convolution on 28x28 needs 1 row above and 2 below).  The
+    padding is computed from the input size at every call, so one layer serves
+    28x28 and 32x32 images alike, and a Keras twin with the same weights gives
+    the same output.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True):
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, kernel, stride in zip(reversed(x.shape[2:]), reversed(self.kernel_size), reversed(self.stride)):
+            total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(nn.functional.pad(x, pads))
+
+
 class ChannelsLastFlatten(nn.Module):
     """Flatten an NCHW map in (H, W, C) order, as Keras' ``Flatten`` does.
 

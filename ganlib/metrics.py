@@ -74,3 +74,32 @@ def evaluate(y_true, scores, contamination: float | None = None) -> dict[str, fl
     if contamination is not None:
         result.update(precision_recall_f1(y_true, scores, contamination))
     return result
+
+
+def threshold_max_f1(y_true, scores) -> float:
+    """The threshold τ (flag ``score >= τ``) with the highest F1 on ``(y_true, scores)``, anomalies positive.
+
+    ALOCC's F1 protocol never gives its τ (the official repository's issue #6).
+    The chapters choose it with this function on the *validation* split and
+    then apply it, unchanged, to the test split.
+    """
+    y, s = _check(y_true, scores)
+    precision, recall, thresholds = _sk.precision_recall_curve(y, s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    return float(thresholds[int(np.argmax(f1[:-1]))])
+
+
+def f1_at_threshold(y_true, scores, threshold: float, positive: str = "anomaly") -> float:
+    """F1 when ``score >= threshold`` is flagged anomalous.
+
+    ``positive="anomaly"`` scores the anomalies as the positive class (the
+    book's convention); ``positive="normal"`` scores the normal class, the
+    convention of papers that, like OGNet, report F1 for the inliers.
+    """
+    y, s = _check(y_true, scores)
+    if positive not in ("anomaly", "normal"):
+        raise ValueError(f"positive must be 'anomaly' or 'normal', got {positive!r}")
+    predicted = (s >= threshold).astype(np.int64)
+    label = 1 if positive == "anomaly" else 0
+    return float(_sk.f1_score(y, predicted, pos_label=label, zero_division=0))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import data
+from .detector import check_labels
 
 IMAGE_DATASETS = ("mnist", "cifar10")
 
@@ -294,3 +295,33 @@ def arrhythmia(*, seed: int = 0, val_fraction: float = 0.25, keep_outliers_in_tr
         contamination=0.15, extra={"scaled": scale},
         notes="50/50 split; top 15 % of scores flagged",
     )
+
+
+def outlier_mixture(x: np.ndarray, y: np.ndarray, outlier_fraction: float, *, seed: int = 0,
+                    n_normal: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A subset of ``(x, y)`` in which anomalies (``y == 1``) make up ``outlier_fraction`` of the samples.
+
+    ALOCC's MNIST protocol (section 4.2, after DRAE) and OGNet's test all the
+    target-class images together with outliers "sampled from other classes"
+    so that they are 10 %, 20 %, ..., 50 % of the mix.  This keeps every
+    normal sample (or the first ``n_normal`` after a seeded shuffle) and draws
+    the matching number of anomalies without replacement.  Apply it to a
+    split's test part for the reported figures and to its validation part to
+    choose a threshold for the same mix.
+    """
+    fraction = _check_fraction(outlier_fraction, "outlier_fraction")
+    labels = check_labels(y, len(x))
+    rng = _rng(seed)
+    normals = rng.permutation(np.flatnonzero(labels == 0))
+    anomalies = rng.permutation(np.flatnonzero(labels == 1))
+    if n_normal is not None:
+        if not 0 < n_normal <= len(normals):
+            raise ValueError(f"n_normal must be in 1..{len(normals)}, got {n_normal!r}")
+        normals = normals[:n_normal]
+    n_outliers = int(round(len(normals) * fraction / (1.0 - fraction)))
+    if n_outliers > len(anomalies):
+        raise ValueError(f"{fraction:.0%} outliers need {n_outliers} anomalies besides {len(normals)} normal "
+                         f"samples, but only {len(anomalies)} are available")
+    chosen = np.sort(np.concatenate([normals, anomalies[:n_outliers]]))
+    return x[chosen], labels[chosen]
+

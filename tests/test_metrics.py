@@ -47,3 +47,17 @@ def test_clear_errors(y, s, message):
 def test_contamination_must_be_a_share():
     with pytest.raises(ValueError, match="contamination"):
         metrics.precision_recall_f1([0, 1], [0.1, 0.2], 20)
+
+
+def test_threshold_max_f1_finds_the_best_cut_and_f1_at_threshold_scores_either_class():
+    y = np.array([0, 0, 0, 1, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    tau = metrics.threshold_max_f1(y, s)
+    assert tau == 0.4  # flags 0.4..0.7: precision 3/4, recall 1 -> F1 0.857, the best cut
+    assert metrics.f1_at_threshold(y, s, tau) == pytest.approx(6 / 7)
+    # normal class positive: predicted normal = below 0.4 -> 3 of 4 normals, no false normal
+    assert metrics.f1_at_threshold(y, s, tau, positive="normal") == pytest.approx(6 / 7)
+    with pytest.raises(ValueError, match="positive must be"):
+        metrics.f1_at_threshold(y, s, tau, positive="inlier")
+    with pytest.raises(ValueError, match="single class"):
+        metrics.threshold_max_f1(np.zeros(3), s[:3])

@@ -81,3 +81,22 @@ def test_bad_arguments():
         protocols.one_class_anomalous(1, val_fraction=1.5)
     with pytest.raises(TypeError, match="seed must be an integer"):
         protocols.kdd99(seed="0")
+
+
+def test_outlier_mixture_keeps_every_normal_and_hits_the_outlier_share():
+    y = np.array([0] * 90 + [1] * 210)
+    x = np.arange(300)[:, None].astype(np.float32)
+    for fraction in (0.1, 0.3, 0.5):
+        x_mix, y_mix = protocols.outlier_mixture(x, y, fraction, seed=3)
+        assert (y_mix == 0).sum() == 90
+        assert y_mix.mean() == pytest.approx(fraction, abs=0.01)
+        np.testing.assert_array_equal(y_mix, y[x_mix[:, 0].astype(int)])  # samples keep their labels
+    again = protocols.outlier_mixture(x, y, 0.3, seed=3)[0]
+    np.testing.assert_array_equal(again, protocols.outlier_mixture(x, y, 0.3, seed=3)[0])
+    assert protocols.outlier_mixture(x, y, 0.2, n_normal=40)[1].tolist().count(0) == 40
+    with pytest.raises(ValueError, match="need 810 anomalies besides 90 normal samples, but only 210"):
+        protocols.outlier_mixture(x, y, 0.9)
+    with pytest.raises(ValueError, match="outlier_fraction must be a number in \\[0, 1.0\\)"):
+        protocols.outlier_mixture(x, y, 1.5)
+    with pytest.raises(ValueError, match="1-D array of 300 labels"):
+        protocols.outlier_mixture(x, y[:10], 0.1)
