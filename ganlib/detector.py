@@ -38,6 +38,13 @@ def check_framework(framework: str) -> str:
     return framework
 
 
+def check_choice(value, options: tuple, name: str):
+    """Return ``value`` if it is one of ``options``, else raise a ``ValueError`` naming them."""
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
 def check_array(x, kind: str, name: str = "x", input_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Validate a NumPy input and return it as float32.
 
@@ -191,12 +198,16 @@ class Detector:
                 self._record(**{name: value})
                 if best_value is None or (value > best_value if higher_is_better else value < best_value):
                     best_value, best_weights, self.best_epoch_ = value, backend.get_weights(), epoch
+            self._end_of_epoch(epoch, x, x_val, y_val)
             bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in self.history_.items() if k != "epoch"})
         if restore_best and best_weights is not None:
             backend.set_weights(best_weights)
         else:
             self.best_epoch_ = int(epochs)
         return self
+
+    def _end_of_epoch(self, epoch: int, x, x_val, y_val) -> None:
+        """Called after every epoch (and its validation); a model with an epoch-dependent schedule overrides it."""
 
     def _record(self, **values) -> None:
         for key, value in values.items():

@@ -64,7 +64,7 @@ import numpy as np
 
 from .. import metrics
 from ..autoencoder import reconstruction_error
-from ..detector import Detector
+from ..detector import Detector, check_choice
 
 SCORES = ("d_of_reconstruction", "d_of_input", "reconstruction_error")
 RECONSTRUCTION_LOSSES = ("l2", "cross_entropy")
@@ -143,11 +143,8 @@ class ALOCC(Detector):
     def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
         super().__init__(framework, seed, verbose, **hyperparameters)
         hp = self.hyperparameters
-        if hp["score"] not in SCORES:
-            raise ValueError(f"score must be one of {SCORES}, got {hp['score']!r}")
-        if hp["reconstruction_loss"] not in RECONSTRUCTION_LOSSES:
-            raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, "
-                             f"got {hp['reconstruction_loss']!r}")
+        check_choice(hp["score"], SCORES, "score")
+        check_choice(hp["reconstruction_loss"], RECONSTRUCTION_LOSSES, "reconstruction_loss")
         if not isinstance(hp["r_steps"], int) or hp["r_steps"] < 1:
             raise ValueError(f"r_steps must be a positive integer, got {hp['r_steps']!r}")
         if hp["noise_std"] < 0:

@@ -1,0 +1,178 @@
+"""OGNet under the contract's tests: equivalence of the twins (both phases), learning, save/load, errors, determinism."""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from ganlib import metrics, protocols
+from ganlib.ognet import OGNet, SCORES, to_model_range
+from ganlib.porting import copy_torch_to_keras
+
+FRAMEWORKS = ["torch", "keras"]
+SMALL = {"base_filters": 4, "image_size": None}  # CPU-sized networks for the tests
+
+
+@pytest.fixture(scope="module")
+def mnist_digit0():
+    """MNIST one-class-normal split with digit 0 normal (the seed's and the released model's target), subsampled."""
+    split = protocols.one_class_normal(0, seed=0)
+    test = np.random.default_rng(0).choice(len(split.y_test), 1500, replace=False)
+    return split.x_train[:1500], split.x_test[test], split.y_test[test]
+
+
+def _twins(**hyperparameters):
+    import torch
+
+    torch_model = OGNet(framework="torch", verbose=False, **hyperparameters)._build_backend((28, 28, 1))
+    keras_model = OGNet(framework="keras", verbose=False, **hyperparameters)._build_backend((28, 28, 1))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for network in torch_model.networks.values():
+            for module in network.modules():
+                if isinstance(module, torch.nn.BatchNorm2d):
+                    module.running_mean.uniform_(-0.5, 0.5, generator=generator)
+                    module.running_var.uniform_(0.5, 2.0, generator=generator)
+                    module.bias.uniform_(-0.5, 0.5, generator=generator)
+    for name in ("generator", "discriminator"):
+        copy_torch_to_keras(torch_model.networks[name], keras_model.networks[name])
+    return torch_model, keras_model
+
+
+@pytest.mark.parametrize("image_size", [45, None])
+def test_twins_have_equal_parameter_counts_and_outputs(image_size):
+    torch_model, keras_model = _twins(base_filters=8, image_size=image_size)
+    assert torch_model.parameter_counts() == keras_model.parameter_counts()
+    x = np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32)
+    out_torch, out_keras = torch_model.predict(x), keras_model.predict(x)
+    size = image_size or 28
+    assert out_torch["reconstruction"].shape == (5, size, size, 1)
+    assert np.abs(out_torch["d_logit_input"]).max() > 0.01
+    for key in out_torch:
+        np.testing.assert_allclose(out_torch[key], out_keras[key], atol=1e-5, rtol=1e-4, err_msg=key)
+
+
+def test_twins_take_the_same_phase_one_and_phase_two_steps():
+    """Same weights, batch and noise: phase one's losses agree, and so does phase two's after it."""
+    torch_model, keras_model = _twins(base_filters=8, image_size=None)
+    batch = np.random.default_rng(1).random((8, 28, 28, 1), dtype=np.float32)
+    losses_torch, losses_keras = torch_model.train_step(batch), keras_model.train_step(batch)
+    assert set(losses_torch) == {"loss_d", "loss_g_reconstruction", "loss_g_adversarial"}
+    for name in losses_torch:
+        assert losses_torch[name] == pytest.approx(losses_keras[name], rel=1e-4), name
+    for model in (torch_model, keras_model):
+        model.snapshot_old_generator()
+        model.start_phase_two()
+    partners = batch[::-1].copy()
+    assert torch_model.phase_two_step(batch, partners) == pytest.approx(keras_model.phase_two_step(batch, partners),
+                                                                         rel=1e-3)
+
+
+def test_model_range_resizes_and_scales():
+    x = np.zeros((2, 28, 28, 1), np.float32)
+    x[:, 10:18, 10:18] = 1.0
+    resized = to_model_range(x, 45)
+    assert resized.shape == (2, 45, 45, 1) and resized.dtype == np.float32
+    assert resized.min() == -1.0 and resized.max() == 1.0
+    np.testing.assert_array_equal(to_model_range(x, None), 2 * x - 1)
+    np.testing.assert_array_equal(to_model_range(x, 28), 2 * x - 1)
+
+
+def test_the_broken_update_order_of_the_original_code_fails_in_pytorch():
+    """The author's step: D steps its optimiser, then G's loss back-propagates through D's stale output."""
+    import torch
+    from torch.nn import functional as F
+
+    model = OGNet(framework="torch", verbose=False, base_filters=4, image_size=None)._build_backend((28, 28, 1))
+    x = torch.rand(4, 1, 28, 28) * 2 - 1
+    reconstruction = model.generator(x)
+    d_fake = model.discriminator(reconstruction)
+    loss_d = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
+    loss_d.backward(retain_graph=True)
+    model.optimizer_d.step()  # modifies D's weights in place ...
+    loss_g = F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss_g.backward()  # ... which the saved graph of d_fake still needs
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_short_training_learns_to_detect(framework, mnist_digit0):
+    """One phase-one epoch and phase two on 1500 images of digit 0: D(G(X)) separates the other digits."""
+    x_train, x_test, y_test = mnist_digit0
+    untrained = OGNet(framework=framework, seed=0, verbose=False, **SMALL)
+    untrained._build_backend(x_train.shape[1:])
+    untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
+    trained = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=20, **SMALL)
+    trained.fit(x_train, epochs=1)
+    trained_auroc = metrics.auroc(y_test, trained.decision_function(x_test))
+    assert trained_auroc > 0.8, trained_auroc
+    assert trained_auroc > untrained_auroc + 0.15, (untrained_auroc, trained_auroc)
+    assert len(trained.history_["phase_two_loss"]) == 20
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_phase_two_trains_d_only_and_the_probe_leaves_phase_one_untouched(framework, mnist_digit0):
+    x_train, x_test, y_test = mnist_digit0
+    detector = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=5, **SMALL)
+    detector.fit(x_train[:300], epochs=2, validation_data=(x_test[:200], y_test[:200]), probe_phase_two=True)
+    assert len(detector.history_["val_auroc"]) == len(detector.history_["val_auroc_after_phase_two"]) == 2
+    after = detector.backend.get_weights()
+    before = detector.phase_one_weights_
+    changed = {key.split(".")[0] for key in after if not np.array_equal(after[key], before[key])}
+    assert changed == {"discriminator"}
+    # with the probe off, phase one ends where it ended with the probe on: the probe restored every weight
+    plain = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=5, **SMALL)
+    plain.fit(x_train[:300], epochs=2, validation_data=(x_test[:200], y_test[:200]))
+    # (Keras names variables per model instance, so the arrays are compared in their saved order)
+    for ours, theirs in zip([plain.phase_one_weights_[k] for k in sorted(plain.phase_one_weights_)],
+                            [before[k] for k in sorted(before)], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_same_seed_same_scores_and_save_load(framework, mnist_digit0, tmp_path):
+    x_train, x_test, _ = mnist_digit0
+
+    def fitted(seed):
+        return OGNet(framework=framework, seed=seed, verbose=False, phase_two_iterations=3, **SMALL).fit(
+            x_train[:200], epochs=1)
+
+    first, again = fitted(0), fitted(0)
+    np.testing.assert_array_equal(first.decision_function(x_test[:50]), again.decision_function(x_test[:50]))
+    assert not np.allclose(first.decision_function(x_test[:50]), fitted(1).decision_function(x_test[:50]))
+    loaded = OGNet.load(first.save(tmp_path / "ognet"))
+    for name, values in first.scores(x_test[:50]).items():
+        np.testing.assert_allclose(loaded.scores(x_test[:50])[name], values, rtol=1e-6, err_msg=name)
+    assert set(first.scores(x_test[:5])) == set(SCORES)
+
+
+def test_bad_inputs_give_clear_errors(mnist_digit0):
+    x_train = mnist_digit0[0]
+    with pytest.raises(ValueError, match="score must be one of"):
+        OGNet(score="d")
+    with pytest.raises(ValueError, match="beta must be in \\[0, 1\\]"):
+        OGNet(beta=2.0)
+    with pytest.raises(ValueError, match="image_size must be None or an integer >= 20"):
+        OGNet(image_size=8)
+    with pytest.raises(ValueError, match="phase_two_iterations must be a positive integer"):
+        OGNet(phase_two_iterations=0)
+    with pytest.raises(ValueError, match="must be at least old_epoch"):
+        OGNet(verbose=False, old_epoch=3, **SMALL).fit(x_train[:50], epochs=2)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        OGNet().decision_function(x_train[:5])
+    with pytest.raises(ValueError, match="pixel values in \\[0, 1\\]"):
+        OGNet(verbose=False, **SMALL).fit(x_train[:50] * 2 - 1, epochs=1)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, mnist_digit0, monkeypatch):
+    module, name = OGNet.backends[framework].split(":")
+    backend_class = getattr(importlib.import_module(module), name)
+    real_step = backend_class.train_step
+
+    def step_that_diverges(self, batch):
+        return {**real_step(self, batch), "loss_g_adversarial": float("nan")}
+
+    monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
+    with pytest.raises(FloatingPointError, match="loss 'loss_g_adversarial' became nan at epoch 1, batch 1"):
+        OGNet(framework=framework, verbose=False, **SMALL).fit(mnist_digit0[0][:100], epochs=1)
