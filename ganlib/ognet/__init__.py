@@ -213,3 +213,11 @@ class OGNet(Detector):
     def reconstruct(self, x) -> np.ndarray:
         """G(x) back in [0, 1], at the model's image size."""
         return (self.model_outputs(x)["reconstruction"] + 1.0) / 2.0
+
+    def phase_two_images(self, x, seed: int = 0) -> dict[str, np.ndarray]:
+        """What phase two shows D, in [0, 1]: good G(X), bad G_old(X), and pseudo-anomalies built from
+        ``x`` and a seeded shuffle of it (paper, Fig. 2 and eq. 7)."""
+        x = np.asarray(x, dtype=np.float32)
+        partners = x[np.random.default_rng(seed).permutation(len(x))]
+        images = self.backend.phase_two_images(x, partners)
+        return {name: (value + 1.0) / 2.0 for name, value in images.items()}

@@ -131,6 +131,14 @@ class OGNetKeras(KerasBackend):
         """One D update on good (X, G(X)) against bad (G_old(X), pseudo-anomalies G((G_old(X_i) + G_old(X_j)) / 2))."""
         return float(self._phase_two(self.prepare(batch), self.prepare(partners)))
 
+    def phase_two_images(self, batch, partners) -> dict[str, np.ndarray]:
+        """Phase two's training images in inference mode: G(X), G_old(X) and the pseudo-anomalies G(X̂)."""
+        x, x_partner = self.prepare(batch), self.prepare(partners)
+        old = self.generator_old(x, training=False)
+        pseudo = self.generator((old + self.generator_old(x_partner, training=False)) / 2, training=False)
+        return {"good": self.to_numpy(self.generator(x, training=False)), "old": self.to_numpy(old),
+                "pseudo": self.to_numpy(pseudo)}
+
     def outputs(self, batch):
         x = self.prepare(batch)
         reconstruction = self.generator(x, training=False)

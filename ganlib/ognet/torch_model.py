@@ -124,6 +124,15 @@ class OGNetTorch(TorchBackend):
         self.optimizer_phase_two.step()
         return loss.item()
 
+    @torch.no_grad()
+    def phase_two_images(self, batch, partners) -> dict[str, np.ndarray]:
+        """Phase two's training images in inference mode: G(X), G_old(X) and the pseudo-anomalies G(X̂)."""
+        self.train_mode(False)
+        x, x_partner = self.prepare(batch), self.prepare(partners)
+        old = self.generator_old(x)
+        pseudo = self.generator((old + self.generator_old(x_partner)) / 2)
+        return {"good": self.to_numpy(self.generator(x)), "old": self.to_numpy(old), "pseudo": self.to_numpy(pseudo)}
+
     def outputs(self, batch):
         x = self.prepare(batch)
         reconstruction = self.generator(x)
