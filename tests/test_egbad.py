@@ -1,0 +1,286 @@
+"""EGBAD under the contract's tests: equivalence, weight averaging, learning, determinism, save/load, errors."""
+
+import numpy as np
+import pytest
+
+from ganlib import metrics, protocols
+from ganlib.egbad import EGBAD, anomaly_score
+from ganlib.porting import copy_torch_to_keras
+
+FRAMEWORKS = ["torch", "keras"]
+NETWORKS = ("encoder", "generator", "discriminator")
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small networks on a shared CPU run fastest, and reproducibly, on one PyTorch thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def kdd():
+    """The KDD99 protocol (seed 0), subsampled: 12000 training rows, 4000 validation and 8000 test rows."""
+    split = protocols.kdd99(seed=0)
+    rng = np.random.default_rng(0)
+    val = rng.choice(len(split.y_val), 4000, replace=False)
+    test = rng.choice(len(split.y_test), 8000, replace=False)
+    return split.x_train[:12000], split.x_val[val], split.y_val[val], split.x_test[test], split.y_test[test]
+
+
+@pytest.fixture(scope="module")
+def mnist_small():
+    split = protocols.one_class_anomalous(0, seed=0)
+    return split.x_train[:300], split.x_test[:200], split.y_test[:200]
+
+
+def _fitted(framework, x, epochs=1, **kwargs):
+    return EGBAD(framework=framework, seed=0, verbose=False, **kwargs).fit(x, epochs=epochs)
+
+
+# ---------------------------------------------------------------------- equivalence
+
+@pytest.mark.parametrize("shape", [(121,), (28, 28, 1)], ids=["tabular", "image"])
+def test_twins_have_equal_parameter_counts_and_outputs(shape):
+    import torch
+
+    from ganlib.backend_torch import glorot_init
+
+    rng = np.random.default_rng(0)
+    x = rng.random((6, *shape), dtype=np.float32)
+    torch_model = EGBAD(framework="torch", verbose=False)._build_backend(shape)
+    keras_model = EGBAD(framework="keras", verbose=False)._build_backend(shape)
+    assert torch_model.parameter_counts() == keras_model.parameter_counts()
+    with torch.no_grad():
+        for name in NETWORKS:
+            net = torch_model.networks[name]
+            net.apply(glorot_init)  # larger weights than N(0, 0.02), so that the comparison is not trivially small
+            for module in net.modules():
+                if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
+                    module.running_mean.uniform_(-0.5, 0.5)
+                    module.running_var.uniform_(0.5, 2.0)
+                    module.weight.uniform_(0.5, 1.5)
+    expected_layers = {(121,): (2, 3, 4), (28, 28, 1): (6, 7, 6)}[shape]
+    for name, layers in zip(NETWORKS, expected_layers):
+        assert copy_torch_to_keras(torch_model.networks[name], keras_model.networks[name]) == layers
+    # score with the copied weights: make the averages equal to them in both twins
+    torch_model.ema.set_weights({k: v for k, v in torch_model.get_weights().items() if k.startswith("ema_")})
+    for name in NETWORKS:
+        torch_model.ema.averages[name].module.load_state_dict(torch_model.networks[name].state_dict())
+    keras_model.ema.set_weights({**keras_model.ema.get_weights(),
+                                 **{f"ema_{name}.{i:03d}": np.array(v.numpy())
+                                    for name in NETWORKS
+                                    for i, v in enumerate(keras_model.networks[name].trainable_variables)}})
+    out_torch, out_keras = torch_model.predict(x), keras_model.predict(x)
+    assert set(out_torch) == set(out_keras)
+    for key in out_torch:
+        assert out_torch[key].shape == out_keras[key].shape, key
+        np.testing.assert_allclose(out_torch[key], out_keras[key], atol=1e-4, rtol=1e-4, err_msg=key)
+    assert np.abs(out_torch["logit_input"]).max() > 1e-2  # the comparison is not between zeros
+    hp = EGBAD().hyperparameters
+    np.testing.assert_allclose(anomaly_score(x if len(shape) == 1 else 2 * x - 1, out_torch),
+                               anomaly_score(x if len(shape) == 1 else 2 * x - 1, out_keras), rtol=1e-4)
+    assert hp["alpha"] == 0.9
+
+
+# ---------------------------------------------------------------------- weight averaging
+
+def _expected_average(values, decay):
+    """The averages the decay predicts: a copy at the first update, then a <- decay a + (1 - decay) w."""
+    average = values[0]
+    for value in values[1:]:
+        average = decay * average + (1 - decay) * value
+    return average
+
+
+def test_torch_moving_average_follows_the_decay():
+    import torch
+
+    from ganlib.ema import TorchEMA
+
+    decay, steps = 0.9, 6
+    layer = torch.nn.Linear(3, 2)
+    ema = TorchEMA({"layer": layer}, decay)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
+    history = []
+    for step in range(steps):
+        optimizer.zero_grad()
+        (layer.weight.sum() * (step + 1) + layer.bias.sum()).backward()
+        optimizer.step()
+        ema.update()
+        history.append(layer.weight.detach().numpy().copy())
+    averaged = ema.averaged("layer").weight.detach().numpy()
+    np.testing.assert_allclose(averaged, _expected_average(history, decay), rtol=1e-5)
+    assert np.abs(averaged - history[-1]).min() > 0.5  # the raw weights moved on; the average lags behind
+
+
+def test_keras_moving_average_follows_the_decay():
+    import keras
+
+    from ganlib.ema import KerasEMA
+
+    decay, steps = 0.9, 6
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(1.0, use_ema=True, ema_momentum=decay)
+    ema = KerasEMA({"layer": (model, optimizer)})
+    kernel = model.trainable_variables[0]
+    np.testing.assert_array_equal(ema.get_weights()["ema_layer.000"], kernel.numpy())  # starts at the initial weights
+    history = []
+    for step in range(steps):
+        grads = [np.full(v.shape, step + 1.0, np.float32) for v in model.trainable_variables]
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        history.append(np.array(kernel.numpy()))
+    expected = _expected_average(history, decay)
+    with ema.swapped():
+        np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5)
+    np.testing.assert_array_equal(kernel.numpy(), history[-1])  # the raw weights are back after the block
+    assert np.abs(expected - history[-1]).min() > 0.5
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_scores_use_the_averaged_weights(framework, kdd):
+    x_train, x_val = kdd[0][:1000], kdd[1][:200]
+    detector = _fitted(framework, x_train)
+    backend = detector.backend
+    averaged, raw = backend.predict(x_val), backend.raw_outputs(x_val)
+    assert not np.allclose(averaged["latent"], raw["latent"], atol=1e-6)
+    no_average = _fitted(framework, x_train, ema_decay=0.0)  # decay 0: the average is the last weights
+    np.testing.assert_allclose(no_average.backend.predict(x_val)["latent"],
+                               no_average.backend.raw_outputs(x_val)["latent"], rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------- learning
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_short_kdd99_training_learns_to_detect(framework, kdd):
+    x_train, x_val, y_val, x_test, y_test = kdd
+    untrained = EGBAD(framework=framework, seed=0, verbose=False)
+    untrained._build_backend(x_train.shape[1:])
+    untrained_f1 = metrics.precision_recall_f1(y_test, untrained.decision_function(x_test), 0.2)["f1"]
+    # A CI-sized run: 2400 steps at 100x the official learning rate, with a 100-step average.  The ranking
+    # flips from epoch to epoch (the instability of the official repository's issue #7), so, as in the
+    # chapter, the epoch is selected on the validation split.
+    trained = EGBAD(framework=framework, seed=0, verbose=False, learning_rate=1e-3, ema_decay=0.99)
+    trained.fit(x_train[:10000], epochs=12, validation_data=(x_val, y_val))
+    result = metrics.evaluate(y_test, trained.decision_function(x_test), 0.2)
+    assert set(trained.history_) >= {"loss_d", "loss_g", "loss_e", "val_auroc", "val_auprc", "val_f1"}
+    assert trained.history_["val_auroc"][trained.best_epoch_ - 1] == max(trained.history_["val_auroc"])
+    assert result["f1"] > 0.6, (untrained_f1, result)
+    assert result["auroc"] > 0.9, (untrained_f1, result)
+    assert result["f1"] > untrained_f1 + 0.4, (untrained_f1, result)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_image_networks_train_and_score(framework, mnist_small):
+    x_train, x_test, y_test = mnist_small
+    detector = _fitted(framework, x_train)
+    scores = detector.decision_function(x_test)
+    assert scores.shape == (len(x_test),) and np.all(np.isfinite(scores))
+    assert detector.reconstruct(x_test[:4]).shape == (4, 28, 28, 1)
+    assert detector.encode(x_test[:4]).shape == (4, 200)
+    assert detector.backend.parameter_counts()["generator"] == 6781505
+
+
+# ---------------------------------------------------------------------- determinism, save/load
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_same_seed_same_scores(framework, kdd):
+    x_train, x_test = kdd[0][:1500], kdd[3][:300]
+    a = _fitted(framework, x_train).decision_function(x_test)
+    b = _fitted(framework, x_train).decision_function(x_test)
+    c = EGBAD(framework=framework, seed=1, verbose=False).fit(x_train, epochs=1).decision_function(x_test)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_save_load_round_trip(framework, kdd, tmp_path):
+    x_train, x_test = kdd[0][:1000], kdd[3][:300]
+    detector = _fitted(framework, x_train, discriminator_score="fm")
+    path = detector.save(tmp_path / "egbad")
+    loaded = EGBAD.load(path)
+    assert loaded.framework == framework and loaded.history_ == detector.history_
+    assert loaded.hyperparameters["discriminator_score"] == "fm"
+    np.testing.assert_allclose(loaded.decision_function(x_test), detector.decision_function(x_test), rtol=1e-6)
+    other = {"torch": "keras", "keras": "torch"}[framework]
+    with pytest.raises(ValueError, match=f"holds a {framework} model, not a {other} one"):
+        EGBAD.load(path, framework=other)
+
+
+def test_load_rejects_another_model(kdd, tmp_path):
+    from ganlib.autoencoder import ConvAutoencoder
+
+    path = _fitted("torch", kdd[0][:300]).save(tmp_path / "egbad.npz")
+    with pytest.raises(ValueError, match="holds a EGBAD detector, not a ConvAutoencoder"):
+        ConvAutoencoder.load(path)
+
+
+def test_score_variants_and_the_formula():
+    rng = np.random.default_rng(0)
+    x = rng.random((4, 5))
+    outputs = {"reconstruction": x + 0.5, "logit_input": np.zeros((4, 1)), "logit_reconstruction": np.full((4, 1), 50.0),
+               "features_input": np.ones((4, 3)), "features_reconstruction": np.zeros((4, 3))}
+    np.testing.assert_allclose(anomaly_score(x, outputs), 0.9 * 2.5 + 0.1 * np.log(2))
+    np.testing.assert_allclose(anomaly_score(x, outputs, cross_e_pair="reconstruction"), 0.9 * 2.5, rtol=1e-9)
+    np.testing.assert_allclose(anomaly_score(x, outputs, discriminator_score="fm", alpha=0.5), 0.5 * 2.5 + 0.5 * 3)
+
+
+# ---------------------------------------------------------------------- errors
+
+def test_bad_inputs_give_clear_errors(kdd):
+    x_train = kdd[0][:200]
+    with pytest.raises(ValueError, match="framework must be one of"):
+        EGBAD(framework="jax")
+    with pytest.raises(TypeError, match="unknown hyper-parameters \\['latent'\\]"):
+        EGBAD(latent=3)
+    with pytest.raises(ValueError, match="discriminator_score must be one of"):
+        EGBAD(discriminator_score="l2")
+    with pytest.raises(ValueError, match="cross_e_pair must be one of"):
+        EGBAD(cross_e_pair="both")
+    with pytest.raises(ValueError, match="ema_decay must be a number in \\[0, 1\\)"):
+        EGBAD(ema_decay=1.0)
+    with pytest.raises(ValueError, match="alpha must be a number in \\[0, 1\\]"):
+        EGBAD(alpha=2)
+    detector = EGBAD(framework="torch", verbose=False)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        detector.decision_function(x_train)
+    with pytest.raises(ValueError, match="\\(n, features\\) or images"):
+        detector.fit(x_train[0])
+    with pytest.raises(ValueError, match="empty"):
+        detector.fit(x_train[:0])
+    with pytest.raises(ValueError, match="NaN"):
+        detector.fit(np.full((4, 121), np.nan, np.float32))
+    with pytest.raises(TypeError, match="must be a NumPy array"):
+        detector.fit(None)
+    with pytest.raises(ValueError, match="pixel values in \\[0, 1\\]"):
+        detector.fit(np.full((4, 28, 28, 1), 255.0, np.float32))
+    with pytest.raises(ValueError, match="divisible by 4"):
+        detector.fit(np.zeros((4, 30, 30, 1), np.float32))
+    with pytest.raises(ValueError, match="1-D array of 10 labels"):
+        detector.fit(x_train, epochs=1, validation_data=(x_train[:10], np.zeros(9)))
+    detector.fit(x_train, epochs=1)
+    with pytest.raises(ValueError, match="fitted on \\(121,\\)"):
+        detector.decision_function(np.zeros((2, 120), np.float32))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, kdd, monkeypatch):
+    import importlib
+
+    module, name = EGBAD.backends[framework].split(":")
+    backend_class = getattr(importlib.import_module(module), name)
+    real_step, calls = backend_class.train_step, []
+
+    def step_that_diverges(self, batch):
+        calls.append(1)
+        losses = real_step(self, batch)
+        return {**losses, "loss_e": float("inf")} if len(calls) == 3 else losses
+
+    monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
+    detector = EGBAD(framework=framework, verbose=False, batch_size=100)
+    with pytest.raises(FloatingPointError, match="loss 'loss_e' became inf at epoch 2, batch 1"):
+        detector.fit(kdd[0][:200], epochs=3)
