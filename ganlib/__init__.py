@@ -19,7 +19,13 @@ The shared ground lives in one module per job:
 ``ganlib.detector``    the framework-neutral detector base class
 ``ganlib.runmode``     quick mode (``GANLIB_QUICK=1``) and run reports
 ``ganlib.display``     showing ganlib's own source inside the book
+``ganlib.ema``         exponential moving averages of weights, in both frameworks
+``ganlib.porting``     copying weights between the PyTorch and Keras twins
 =====================  ==========================================================
+
+The models, one package per paper (``__init__`` framework-neutral, then
+``torch_model`` and ``keras_model``): ``ganlib.autoencoder`` (the baseline),
+``ganlib.alocc``, ``ganlib.ognet``, ``ganlib.ganomaly``, ``ganlib.egbad``.
 """
 
 __version__ = "0.1.0"

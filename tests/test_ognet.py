@@ -101,13 +101,14 @@ def test_the_broken_update_order_of_the_original_code_fails_in_pytorch():
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_short_training_learns_to_detect(framework, mnist_digit0):
-    """One phase-one epoch and phase two on 1500 images of digit 0: D(G(X)) separates the other digits."""
+    """Two phase-one epochs (G_old is the first) and phase two on 1500 images of digit 0: D(G(X)) separates
+    the other digits."""
     x_train, x_test, y_test = mnist_digit0
     untrained = OGNet(framework=framework, seed=0, verbose=False, **SMALL)
     untrained._build_backend(x_train.shape[1:])
     untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
     trained = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=20, **SMALL)
-    trained.fit(x_train, epochs=1)
+    trained.fit(x_train, epochs=2)
     trained_auroc = metrics.auroc(y_test, trained.decision_function(x_test))
     assert trained_auroc > 0.8, trained_auroc
     assert trained_auroc > untrained_auroc + 0.15, (untrained_auroc, trained_auroc)
@@ -180,3 +181,16 @@ def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, mni
     monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
     with pytest.raises(FloatingPointError, match="loss 'loss_g_adversarial' became nan at epoch 1, batch 1"):
         OGNet(framework=framework, verbose=False, **SMALL).fit(mnist_digit0[0][:100], epochs=1)
+
+
+def test_phase_two_weights_can_be_overridden_for_one_call(mnist_digit0):
+    x_train = mnist_digit0[0][:200]
+    detector = OGNet(framework="torch", seed=0, verbose=False, phase_two_iterations=3, **SMALL).fit(x_train, epochs=1)
+    start = detector.backend.get_weights()
+    default = detector.phase_two(x_train, rng=np.random.default_rng(0))
+    detector.backend.set_weights(start)
+    swapped = detector.phase_two(x_train, rng=np.random.default_rng(0), beta=0.001)
+    assert not np.allclose(default, swapped)
+    assert detector.backend.hp["beta"] == detector.hyperparameters["beta"] == 0.999
+    with pytest.raises(ValueError, match="alpha must be in \\[0, 1\\]"):
+        detector.phase_two(x_train, alpha=1.5)

@@ -8,7 +8,8 @@ from ganlib import display, metrics, runmode
 
 def test_importing_ganlib_loads_no_framework():
     code = ("import sys, ganlib, ganlib.data, ganlib.protocols, ganlib.metrics, ganlib.plots, ganlib.detector, "
-            "ganlib.runmode, ganlib.display, ganlib.porting, ganlib.baselines, ganlib.autoencoder; "
+            "ganlib.runmode, ganlib.display, ganlib.porting, ganlib.baselines, ganlib.ema, ganlib.autoencoder, "
+            "ganlib.alocc, ganlib.ognet, ganlib.ganomaly, ganlib.egbad; "
             "loaded = [m for m in ('torch', 'tensorflow', 'keras') if m in sys.modules]; "
             "assert not loaded, loaded")
     subprocess.run([sys.executable, "-c", code], check=True)

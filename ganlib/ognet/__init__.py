@@ -24,9 +24,13 @@ G(X̂) made from the average of two G_old reconstructions,
 .. math:: L_{D}^{(2)} = \\alpha\\,\\mathrm{BCE}(D(X), 0) + (1-\\alpha)\\,\\mathrm{BCE}(D(G(X)), 0)
           + \\beta\\,\\mathrm{BCE}(D(G_{old}(X)), 1) + (1-\\beta)\\,\\mathrm{BCE}(D(G(\\hat X)), 1).
 
-α = 0.1 and β = 0.001 are the author's training code; its option help text
-describes the β weights the other way round, and the paper's values could not
-be checked against its PDF here, so both are hyper-parameters.
+α = 0.1 is the author's training code.  β is where the official code
+disagrees with itself: the training code sets the weight of G_old(X) to
+0.001 (so nearly all the "bad" weight goes to the pseudo-anomalies), while
+its option help text describes the weights the other way round.  We could not
+check the paper's value.  The default here is the help text's reading,
+β = 0.999, because the validation split prefers it by a wide margin (the
+chapter shows the comparison); ``beta=0.001`` runs the training code.
 
 **Score**: D(G(X)), the "badness" of the reconstruction, higher = more
 anomalous (as a logit, which ranks like the probability without saturating).
@@ -102,7 +106,8 @@ class OGNet(Detector):
     ``batch_size`` (64), ``epochs`` (phase one, 10), ``old_epoch`` (1: G after the
     first epoch), ``phase_two_iterations`` (75), ``phase_two_learning_rate`` (5e-5),
     ``alpha`` (0.1, weight of real images among the good ones),
-    ``beta`` (0.001, weight of G_old(X) among the bad ones), ``score`` ("d_of_reconstruction").
+    ``beta`` (0.999, weight of G_old(X) among the bad ones; the training code's 0.001 is the other reading),
+    ``score`` ("d_of_reconstruction").
     """
 
     backends = {
@@ -123,7 +128,7 @@ class OGNet(Detector):
         "phase_two_iterations": 75,
         "phase_two_learning_rate": 5e-5,
         "alpha": 0.1,
-        "beta": 0.001,
+        "beta": 0.999,
         "score": "d_of_reconstruction",
     }
     input_kind = "image"
@@ -181,12 +186,22 @@ class OGNet(Detector):
             self._record(val_auroc_after_phase_two=metrics.auroc(y_val, self.decision_function(x_val)))
             self.backend.set_weights(saved)
 
-    def phase_two(self, x, rng: np.random.Generator | None = None) -> list[float]:
-        """Train D alone to rank good- above bad-quality reconstructions (section 3.2); returns its losses."""
+    def phase_two(self, x, rng: np.random.Generator | None = None, alpha: float | None = None,
+                  beta: float | None = None) -> list[float]:
+        """Train D alone to rank good- above bad-quality reconstructions (section 3.2); returns its losses.
+
+        ``alpha`` and ``beta``, when given, replace the loss weights for this
+        call only, so that one phase-one state can be compared under several.
+        """
         x = np.asarray(x, dtype=np.float32)
         rng = rng if rng is not None else self._phase_rng
         hp = self.hyperparameters
         batch_size = min(hp["batch_size"], len(x))
+        weights = {"alpha": hp["alpha"] if alpha is None else alpha, "beta": hp["beta"] if beta is None else beta}
+        for name, value in weights.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        self.backend.hp.update(weights)
         self.backend.start_phase_two()
         losses = []
         order = rng.permutation(len(x))
@@ -198,6 +213,7 @@ class OGNet(Detector):
             if not np.isfinite(loss):
                 raise FloatingPointError(f"OGNet: phase-two loss became {loss} at iteration {iteration + 1}")
             losses.append(loss)
+        self.backend.hp.update(alpha=hp["alpha"], beta=hp["beta"])
         return losses
 
     # ------------------------------------------------------------------ scoring
