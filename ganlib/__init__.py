@@ -21,11 +21,12 @@ The shared ground lives in one module per job:
 ``ganlib.display``     showing ganlib's own source inside the book
 ``ganlib.ema``         exponential moving averages of weights, in both frameworks
 ``ganlib.porting``     copying weights between the PyTorch and Keras twins
+``ganlib.images``      padding images to the DCGAN networks' size and back
 =====================  ==========================================================
 
 The models, one package per paper (``__init__`` framework-neutral, then
 ``torch_model`` and ``keras_model``): ``ganlib.autoencoder`` (the baseline),
-``ganlib.alocc``, ``ganlib.ognet``, ``ganlib.ganomaly``, ``ganlib.egbad``.
+``ganlib.alocc``, ``ganlib.ognet``, ``ganlib.ganomaly``, ``ganlib.egbad``, ``ganlib.alad``.
 """
 
 __version__ = "0.1.0"

@@ -156,6 +156,8 @@ class Detector:
         ``y_val`` holds both classes, the validation AUROC selects the epoch;
         when it holds normal samples only, the lowest mean validation score
         does.  With ``restore_best`` the weights of the selected epoch are kept.
+        A detector with a ``patience`` hyper-parameter stops early once that
+        many epochs in a row have not improved on the selected one.
         """
         x = check_array(x, self.input_kind, "x")
         epochs = self.hyperparameters.get("epochs") if epochs is None else epochs
@@ -200,10 +202,14 @@ class Detector:
                     best_value, best_weights, self.best_epoch_ = value, backend.get_weights(), epoch
             self._end_of_epoch(epoch, x, x_val, y_val)
             bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in self.history_.items() if k != "epoch"})
+            patience = self.hyperparameters.get("patience")
+            if patience and best_weights is not None and epoch - self.best_epoch_ >= patience:
+                break  # early stopping: `patience` epochs in a row without a better validation value
+        bar.close()
         if restore_best and best_weights is not None:
             backend.set_weights(best_weights)
         else:
-            self.best_epoch_ = int(epochs)
+            self.best_epoch_ = int(self.history_["epoch"][-1])
         return self
 
     def _end_of_epoch(self, epoch: int, x, x_val, y_val) -> None:
@@ -288,3 +294,52 @@ class Detector:
         changed = {k: v for k, v in self.hyperparameters.items() if self.defaults.get(k) != v}
         args = ", ".join([f"framework={self.framework!r}", f"seed={self.seed}"] + [f"{k}={v!r}" for k, v in changed.items()])
         return f"{type(self).__name__}({args})"
+
+
+class TabularOrImageDetector(Detector):
+    """A detector with two network families, chosen by the input's rank: tabular ``(n, features)`` or images.
+
+    EGBAD and ALAD ship fully connected networks for tabular data and
+    convolutional ones for images, each with its own official defaults.
+    Hyper-parameters left at ``None`` take the family's value from
+    ``family_defaults`` (``{"tabular": {...}, "image": {...}}``) when the
+    networks are built; ``check_image_shape`` refuses image sizes the image
+    networks cannot take.
+    """
+
+    family_defaults: dict[str, dict] = {"tabular": {}, "image": {}}
+    input_kind = "tabular"
+
+    def check_image_shape(self, shape: tuple) -> None:
+        """Raise a ``ValueError`` if the image networks cannot take images of ``shape`` (n, h, w, c)."""
+
+    def _kind_of(self, shape) -> str:
+        if len(shape) == 2:
+            return "tabular"
+        if len(shape) == 4:
+            self.check_image_shape(tuple(shape))
+            return "image"
+        raise ValueError(f"{type(self).__name__} takes tabular data of shape (n, features) or images of shape "
+                         f"(n, height, width, channels), got shape {tuple(shape)}")
+
+    def resolved_hyperparameters(self, kind: str) -> dict:
+        """The hyper-parameters with the family defaults (where ``None``) filled in for ``kind``."""
+        family = self.family_defaults[kind]
+        return {k: (family[k] if v is None and k in family else v) for k, v in self.hyperparameters.items()}
+
+    def _build_backend(self, input_shape):
+        self.input_kind = self._kind_of((None, *input_shape))
+        saved, self.hyperparameters = self.hyperparameters, self.resolved_hyperparameters(self.input_kind)
+        try:
+            return super()._build_backend(input_shape)
+        finally:
+            self.hyperparameters = saved
+
+    def fit(self, x, epochs=None, validation_data=None, batch_size=None, restore_best=True):
+        """Train on normal samples ``x`` with the network family of its rank (see :meth:`Detector.fit`)."""
+        if isinstance(x, (str, bytes)) or x is None:
+            raise TypeError(f"x must be a NumPy array, got {type(x).__name__}")
+        self.input_kind = self._kind_of(np.shape(x))
+        batch_size = batch_size or self.resolved_hyperparameters(self.input_kind)["batch_size"]
+        return super().fit(x, epochs=epochs, validation_data=validation_data, batch_size=batch_size,
+                           restore_best=restore_best)

@@ -156,3 +156,19 @@ class KerasEMA:
                 average.assign(weights[key])
             if f"ema_{name}.iterations" in weights:
                 optimizer.iterations.assign(int(weights[f"ema_{name}.iterations"]))
+
+
+class WithAverages:
+    """Mixin for a framework model that keeps moving averages in ``self.ema``: its weights include them.
+
+    Put it before the backend base class (``class M(WithAverages, TorchBackend)``)
+    so that saving, loading and the best-epoch snapshot keep the averages,
+    which the scores are computed with.
+    """
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        return {**super().get_weights(), **self.ema.get_weights()}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        super().set_weights({k: v for k, v in weights.items() if not k.startswith("ema_")})
+        self.ema.set_weights(weights)

@@ -13,6 +13,10 @@ Linear                (out, in)                   (in, out)
 BatchNorm             weight, bias, mean, var     gamma, beta, mean, var
 ====================  ==========================  ==========================
 
+A spectrally normalised layer (PyTorch's ``parametrizations.spectral_norm``,
+Keras' ``SpectralNormalization`` wrapper) is copied as the weight it applies
+in inference mode, W / σ, together with the power iteration's vector u.
+
 The equivalence tests of every chapter use it: same weights, same input, same
 output within about 1e-4.
 """
@@ -39,13 +43,24 @@ def _keras_layers(model):
     return layers
 
 
+def _is_normalized(torch_layer) -> bool:
+    from torch.nn.utils import parametrize
+
+    return parametrize.is_parametrized(torch_layer, "weight")
+
+
 def _converted(torch_layer) -> list[np.ndarray]:
+    import torch
     from torch import nn
 
     if isinstance(torch_layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return [t.detach().cpu().numpy() for t in (torch_layer.weight, torch_layer.bias,
                                                    torch_layer.running_mean, torch_layer.running_var)]
-    weight = torch_layer.weight.detach().cpu().numpy()
+    training = torch_layer.training
+    torch_layer.eval()  # a spectrally normalised weight is W / sigma without a power-iteration step
+    with torch.no_grad():
+        weight = torch_layer.weight.detach().cpu().numpy()
+    torch_layer.train(training)
     if isinstance(torch_layer, nn.Conv2d):
         weight = weight.transpose(2, 3, 1, 0)
     elif isinstance(torch_layer, nn.ConvTranspose2d):
@@ -62,16 +77,24 @@ def copy_torch_to_keras(torch_module, keras_model) -> int:
     """Copy every weight of ``torch_module`` into ``keras_model``; return the number of layers copied.
 
     Raises ``ValueError`` when the two have different numbers, kinds or shapes
-    of weighted layers.
+    of weighted layers, or when only one of a pair is spectrally normalised.
     """
+    import keras
+
     sources, targets = _torch_layers(torch_module), _keras_layers(keras_model)
     if len(sources) != len(targets):
         raise ValueError(f"PyTorch network has {len(sources)} weighted layers, Keras network has {len(targets)}")
     for source, target in zip(sources, targets):
         arrays = _converted(source)
-        shapes = [tuple(w.shape) for w in target.weights]
+        wrapped = isinstance(target, keras.layers.SpectralNormalization)
+        if wrapped != _is_normalized(source):
+            raise ValueError(f"{type(source).__name__} -> {target.name}: spectral normalisation on one side only")
+        layer = target.layer if wrapped else target
+        shapes = [tuple(w.shape) for w in layer.weights]
         if [a.shape for a in arrays] != shapes:
             raise ValueError(f"{type(source).__name__} -> {target.name}: shapes {[a.shape for a in arrays]} "
                              f"do not fit {shapes}")
-        target.set_weights(arrays)
+        layer.set_weights(arrays)
+        if wrapped:
+            target.vector_u.assign(source.parametrizations.weight[0]._u.detach().cpu().numpy()[None, :])
     return len(sources)

@@ -14,6 +14,27 @@ def mnist_digit1():
 
 
 @pytest.fixture(scope="session")
+def kdd():
+    """The KDD99 protocol (seed 0), subsampled: 20000 training rows, 4000 validation and 8000 test rows."""
+    split = protocols.kdd99(seed=0)
+    rng = np.random.default_rng(0)
+    val = rng.choice(len(split.y_val), 4000, replace=False)
+    test = rng.choice(len(split.y_test), 8000, replace=False)
+    return split.x_train[:20000], split.x_val[val], split.y_val[val], split.x_test[test], split.y_test[test]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Small networks on a shared CPU run fastest, and reproducibly, on one PyTorch thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
 def real_files():
     """Verified paths of the real data files (all but CIFAR-10), found before any test isolates the loaders."""
     from ganlib import data

@@ -1,9 +1,9 @@
 """ALOCC under the contract's tests: equivalence of the twins, learning, selection, save/load, errors, determinism."""
 
-import importlib
 
 import numpy as np
 import pytest
+from contract import make_a_loss_diverge
 
 from ganlib import metrics
 from ganlib.alocc import ALOCC, SCORES, add_noise
@@ -175,15 +175,6 @@ def test_bad_inputs_give_clear_errors(mnist_digit1):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, mnist_digit1, monkeypatch):
-    module, name = ALOCC.backends[framework].split(":")
-    backend_class = getattr(importlib.import_module(module), name)
-    real_step, calls = backend_class.train_step, []
-
-    def step_that_diverges(self, batch):
-        calls.append(1)
-        losses = real_step(self, batch)
-        return {**losses, "loss_d": float("inf")} if len(calls) == 2 else losses
-
-    monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
+    make_a_loss_diverge(monkeypatch, ALOCC, framework, "loss_d", float("inf"), at_step=2)
     with pytest.raises(FloatingPointError, match="loss 'loss_d' became inf at epoch 2, batch 1"):
         ALOCC(framework=framework, verbose=False, batch_size=100).fit(mnist_digit1[0][:100], epochs=2)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from contract import make_a_loss_diverge
 
 from ganlib import metrics
 from ganlib.autoencoder import ConvAutoencoder
@@ -128,18 +129,7 @@ def test_bad_inputs_give_clear_errors(mnist_digit1):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, mnist_digit1, monkeypatch):
-    import importlib
-
-    module, name = ConvAutoencoder.backends[framework].split(":")
-    backend_class = getattr(importlib.import_module(module), name)
-    real_step, calls = backend_class.train_step, []
-
-    def step_that_diverges(self, batch):
-        calls.append(1)
-        losses = real_step(self, batch)
-        return {"loss": float("nan")} if len(calls) == 3 else losses
-
-    monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
+    make_a_loss_diverge(monkeypatch, ConvAutoencoder, framework, "loss", float("nan"), at_step=3)
     detector = ConvAutoencoder(framework=framework, verbose=False, batch_size=100)
     with pytest.raises(FloatingPointError, match="loss 'loss' became nan at epoch 2, batch 1"):
         detector.fit(mnist_digit1[0][:200], epochs=3)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from contract import make_a_loss_diverge
 
 from ganlib import metrics, protocols
 from ganlib.ganomaly import GANomaly, minmax_scale, network_size, prepare, unprepare
@@ -225,18 +226,7 @@ def test_bad_inputs_give_clear_errors(leave_one_out):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, leave_one_out, monkeypatch):
-    import importlib
-
-    module, name = GANomaly.backends[framework].split(":")
-    backend_class = getattr(importlib.import_module(module), name)
-    real_step, calls = backend_class.train_step, []
-
-    def step_that_diverges(self, batch):
-        calls.append(1)
-        losses = real_step(self, batch)
-        return {**losses, "g_loss": float("inf")} if len(calls) == 3 else losses
-
-    monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
+    make_a_loss_diverge(monkeypatch, GANomaly, framework, "g_loss", float("inf"), at_step=3)
     detector = GANomaly(framework=framework, verbose=False, batch_size=100, **SMALL)
     with pytest.raises(FloatingPointError, match="loss 'g_loss' became inf at epoch 2, batch 1"):
         detector.fit(leave_one_out[0][:200], epochs=3)

@@ -1,12 +1,11 @@
 """OGNet under the contract's tests: equivalence of the twins (both phases), learning, save/load, errors, determinism."""
 
-import importlib
-
 import numpy as np
 import pytest
+from contract import make_a_loss_diverge
 
 from ganlib import metrics, protocols
-from ganlib.ognet import OGNet, SCORES, to_model_range
+from ganlib.ognet import SCORES, OGNet, to_model_range
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -171,14 +170,7 @@ def test_bad_inputs_give_clear_errors(mnist_digit0):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, mnist_digit0, monkeypatch):
-    module, name = OGNet.backends[framework].split(":")
-    backend_class = getattr(importlib.import_module(module), name)
-    real_step = backend_class.train_step
-
-    def step_that_diverges(self, batch):
-        return {**real_step(self, batch), "loss_g_adversarial": float("nan")}
-
-    monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
+    make_a_loss_diverge(monkeypatch, OGNet, framework, "loss_g_adversarial", float("nan"), at_step=1)
     with pytest.raises(FloatingPointError, match="loss 'loss_g_adversarial' became nan at epoch 1, batch 1"):
         OGNet(framework=framework, verbose=False, **SMALL).fit(mnist_digit0[0][:100], epochs=1)
 

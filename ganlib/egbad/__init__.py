@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..detector import Detector, check_array, check_choice
+from ..detector import TabularOrImageDetector, check_array, check_choice
 from .. import metrics
 
 DISCRIMINATOR_SCORES = ("cross-e", "fm")
@@ -82,7 +82,7 @@ def anomaly_score(x, outputs: dict, alpha: float = 0.9, discriminator_score: str
     return alpha * residual + (1.0 - alpha) * dis
 
 
-class EGBAD(Detector):
+class EGBAD(TabularOrImageDetector):
     """EGBAD (Zenati et al., 2018): BiGAN-based anomaly detector for tabular data and images.
 
     Inputs are tabular ``(n, features)`` (e.g. KDD99, any width) or images
@@ -127,6 +127,7 @@ class EGBAD(Detector):
         "keras": "ganlib.egbad.keras_model:EGBADKeras",
     }
     default_framework = "keras"
+    family_defaults = {"tabular": TABULAR, "image": IMAGE}
     defaults = {
         "latent_dim": None,          # 32 tabular, 200 images
         "hidden_dim": None,          # D's feature-matching layer: 128 tabular, 1024 images
@@ -139,7 +140,6 @@ class EGBAD(Detector):
         "cross_e_pair": "input",
         "epochs": 20,
     }
-    input_kind = "tabular"
 
     def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
         super().__init__(framework=framework, seed=seed, verbose=verbose, **hyperparameters)
@@ -152,51 +152,13 @@ class EGBAD(Detector):
 
         check_decay(hp["ema_decay"])
 
-    # ------------------------------------------------------------------ input kinds
-
-    @staticmethod
-    def _kind_of(shape) -> str:
-        if len(shape) == 2:
-            return "tabular"
-        if len(shape) == 4:
-            return "image"
-        raise ValueError(f"EGBAD takes tabular data of shape (n, features) or images of shape "
-                         f"(n, height, width, channels), got shape {tuple(shape)}")
-
-    def resolved_hyperparameters(self, kind: str) -> dict:
-        """The hyper-parameters with the per-dataset defaults (``None``) filled in for ``kind``."""
-        family = TABULAR if kind == "tabular" else IMAGE
-        return {k: (family[k] if v is None and k in family else v) for k, v in self.hyperparameters.items()}
-
-    def _build_backend(self, input_shape):
-        self.input_kind = self._kind_of((None, *input_shape))
-        resolved = self.resolved_hyperparameters(self.input_kind)
-        saved, self.hyperparameters = self.hyperparameters, resolved
-        try:
-            return super()._build_backend(input_shape)
-        finally:
-            self.hyperparameters = saved
-
-    def fit(self, x, epochs=None, validation_data=None, batch_size=None, restore_best=True):
-        """Train on normal samples ``x`` (see :meth:`ganlib.detector.Detector.fit`).
-
-        With ``validation_data`` holding both classes, every epoch records the
-        validation AUROC (which selects the epoch), AUPRC and F1 when the top
-        share of scores equal to the validation anomaly share is flagged.
-        """
-        if isinstance(x, (str, bytes)) or x is None:
-            raise TypeError(f"x must be a NumPy array, got {type(x).__name__}")
-        kind = self._kind_of(np.shape(x))
-        if kind == "image":
-            shape = np.shape(x)
-            if shape[1] % 4 or shape[2] % 4:
-                raise ValueError(f"EGBAD's image networks need height and width divisible by 4, got {shape[1]}x{shape[2]}")
-        self.input_kind = kind
-        batch_size = batch_size or self.resolved_hyperparameters(kind)["batch_size"]
-        return super().fit(x, epochs=epochs, validation_data=validation_data, batch_size=batch_size,
-                           restore_best=restore_best)
+    def check_image_shape(self, shape):
+        if shape[1] % 4 or shape[2] % 4:
+            raise ValueError(f"EGBAD's image networks need height and width divisible by 4, got {shape[1]}x{shape[2]}")
 
     def _validation_metric(self, x_val, y_val):
+        """Validation AUROC (which selects the epoch), AUPRC and F1 with the top share of scores equal to
+        the validation anomaly share flagged; the mean score when ``y_val`` holds normal samples only."""
         scores = self.decision_function(x_val)
         if len(np.unique(y_val)) == 2:
             share = float(np.mean(y_val))

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from ..backend_keras import KerasBackend, dcgan_initializer
-from ..ema import KerasEMA, keras_adam
+from ..ema import KerasEMA, WithAverages, keras_adam
 from . import to_model_space
 
 LEAK = 0.1
@@ -108,7 +108,7 @@ def build_networks(input_shape, hp) -> dict[str, keras.Model]:
             "discriminator": image_discriminator(channels, height, width, latent, hp["hidden_dim"])}
 
 
-class EGBADKeras(KerasBackend):
+class EGBADKeras(WithAverages, KerasBackend):
     """EGBAD's networks, optimisers (with weight averages) and training step in Keras."""
 
     def __init__(self, input_shape, hyperparameters, seed):
@@ -175,10 +175,3 @@ class EGBADKeras(KerasBackend):
     def raw_outputs(self, batch):
         """The same outputs with the trained (not averaged) weights, in inference mode."""
         return self._forward(batch)
-
-    def get_weights(self):
-        return {**super().get_weights(), **self.ema.get_weights()}
-
-    def set_weights(self, weights):
-        super().set_weights({k: v for k, v in weights.items() if not k.startswith("ema_")})
-        self.ema.set_weights(weights)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..backend_torch import ChannelsLastFlatten, ChannelsLastUnflatten, TorchBackend, dcgan_init, glorot_init
-from ..ema import TorchEMA
+from ..ema import TorchEMA, WithAverages
 from . import to_model_space
 
 LEAK = 0.1  # the official leakyReLu's slope
@@ -130,7 +130,7 @@ def build_networks(input_shape, hp) -> dict[str, nn.Module]:
     return nets
 
 
-class EGBADTorch(TorchBackend):
+class EGBADTorch(WithAverages, TorchBackend):
     """EGBAD's networks, optimisers, moving averages and training step in PyTorch."""
 
     def __init__(self, input_shape, hyperparameters, seed):
@@ -194,10 +194,3 @@ class EGBADTorch(TorchBackend):
         """The same outputs with the trained (not averaged) weights, in inference mode."""
         self.train_mode(False)
         return self._forward(self.encoder, self.generator, self.discriminator, batch)
-
-    def get_weights(self):
-        return {**super().get_weights(), **self.ema.get_weights()}
-
-    def set_weights(self, weights):
-        super().set_weights({k: v for k, v in weights.items() if not k.startswith("ema_")})
-        self.ema.set_weights(weights)

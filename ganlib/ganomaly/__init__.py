@@ -31,22 +31,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..detector import Detector, check_array, check_choice
+from ..images import crop, network_size, pad_to_network_size  # noqa: F401  (network_size: used by the twins)
 
 #: MNIST mean and standard deviation, the official code's MNIST normalisation (``lib/data.py``).
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 INPUT_SCALINGS = ("tanh", "official_mnist")
 REENCODERS = ("E", "G_E")
-
-
-def network_size(height: int, width: int) -> int:
-    """Side of the square network input: the next power of two >= max(height, width, 16).
-
-    The DCGAN encoder halves the image down to 4x4 and ends with a 4x4
-    convolution, so the side must be a power of two (the official code asserts
-    ``isize % 16 == 0`` and uses 32 for MNIST and CIFAR-10).
-    """
-    side = max(int(height), int(width), 16)
-    return 1 << (side - 1).bit_length()
 
 
 def prepare(x: np.ndarray, input_scaling: str = "tanh") -> np.ndarray:
@@ -58,11 +48,7 @@ def prepare(x: np.ndarray, input_scaling: str = "tanh") -> np.ndarray:
     output; ``"official_mnist"`` uses the official code's mean/std
     normalisation, whose range [-0.42, 2.82] the tanh output cannot reach.
     """
-    n, height, width, _ = x.shape
-    side = network_size(height, width)
-    top, left = (side - height) // 2, (side - width) // 2
-    padded = np.pad(np.asarray(x, np.float32),
-                    ((0, 0), (top, side - height - top), (left, side - width - left), (0, 0)))
+    padded = pad_to_network_size(x)
     if input_scaling == "tanh":
         return padded * 2.0 - 1.0
     if input_scaling == "official_mnist":
@@ -72,9 +58,7 @@ def prepare(x: np.ndarray, input_scaling: str = "tanh") -> np.ndarray:
 
 def unprepare(x_net: np.ndarray, height: int, width: int, input_scaling: str = "tanh") -> np.ndarray:
     """Inverse of :func:`prepare`: network-space images back to (n, height, width, c) in [0, 1]."""
-    side = x_net.shape[1]
-    top, left = (side - height) // 2, (side - width) // 2
-    cropped = x_net[:, top:top + height, left:left + width, :]
+    cropped = crop(x_net, height, width)
     if input_scaling == "tanh":
         images = (cropped + 1.0) / 2.0
     else:

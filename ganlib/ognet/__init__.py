@@ -75,6 +75,12 @@ def to_model_range(x: np.ndarray, image_size: int | None) -> np.ndarray:
     return (2.0 * x - 1.0).astype(np.float32)
 
 
+def model_shape(input_shape: tuple, image_size: int | None) -> tuple[int, int, int]:
+    """(height, width, channels) the networks are built for: the input's, resized to ``image_size`` if given."""
+    height, width, channels = input_shape
+    return (image_size, image_size, channels) if image_size is not None else (height, width, channels)
+
+
 def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
     """X̃ = X + N(0, std²), clamped to the generator's range [-1, 1] (the author's ``gaussian`` helper)."""
     return np.clip(x + rng.normal(0.0, std, size=x.shape).astype(np.float32), -1.0, 1.0)

@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..backend_keras import KerasBackend
-from . import add_noise, to_model_range
+from . import add_noise, model_shape, to_model_range
 
 BATCHNORM = {"momentum": 0.9, "epsilon": 1e-5}  # PyTorch's defaults, so both twins normalise alike
 
@@ -56,9 +56,7 @@ def bce(logit, target: float):
 class OGNetKeras(KerasBackend):
     def __init__(self, input_shape, hyperparameters, seed):
         super().__init__(input_shape, hyperparameters, seed)
-        height, width, channels = self.input_shape
-        size = self.hp["image_size"]
-        height, width = (size, size) if size is not None else (height, width)
+        height, width, channels = model_shape(self.input_shape, self.hp["image_size"])
         base = self.hp["base_filters"]
         self.generator = build_generator(channels, height, width, base)
         self.discriminator = build_discriminator(channels, height, width, base)

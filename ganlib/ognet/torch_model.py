@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backend_torch import ChannelsLastFlatten, TorchBackend, glorot_init
-from . import add_noise, to_model_range
+from . import add_noise, model_shape, to_model_range
 
 
 def build_generator(channels: int, base: int) -> nn.Sequential:
@@ -55,9 +55,7 @@ def bce(logit: torch.Tensor, target: float) -> torch.Tensor:
 class OGNetTorch(TorchBackend):
     def __init__(self, input_shape, hyperparameters, seed):
         super().__init__(input_shape, hyperparameters, seed)
-        height, width, channels = self.input_shape
-        size = self.hp["image_size"]
-        height, width = (size, size) if size is not None else (height, width)
+        height, width, channels = model_shape(self.input_shape, self.hp["image_size"])
         base = self.hp["base_filters"]
         self.generator = build_generator(channels, base).to(self.device)
         self.discriminator = build_discriminator(channels, height, width, base).to(self.device)

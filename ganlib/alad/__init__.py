@@ -1,0 +1,238 @@
+"""ALAD: "Adversarially Learned Anomaly Detection" (Zenati, Romain, Foo, Lecouat and Chandrasekhar, ICDM 2018).
+
+ALAD is a BiGAN {Donahue et al., 2017; Dumoulin et al., 2017} (an encoder
+E: x -> z, a generator G: z -> x, a discriminator D_xz judging the pairs
+(x, E(x)) and (G(z), z)) with two more discriminators that enforce cycle
+consistency, after ALICE {Li et al., 2017} (paper, section III-B, eqs. 3-5):
+
+- D_xx tells (x, x) from (x, G(E(x))): E and G win only when the
+  reconstruction G(E(x)) cannot be told from x itself;
+- D_zz tells (z, z) from (z, E(G(z))), the same in latent space.
+
+The three discriminators maximise, and E and G minimise,
+V(D_xz, D_xx, D_zz, E, G) = V_xz + V_xx + V_zz, each term the usual GAN
+cross-entropy.  Spectral normalisation {Miyato et al., 2018} on the image
+networks and an exponential moving average of the weights for scoring
+stabilise the training (section III-C).
+
+Trained on normal data, G(E(x)) is a faithful reconstruction of normal
+samples only.  The anomaly score (section III-D, eq. 6) measures how far an
+input is from its reconstruction *as seen by D_xx*:
+
+.. math:: A(x) = \\lVert f_{xx}(x, x) - f_{xx}(x, G(E(x))) \\rVert_1 ,
+
+with :math:`f_{xx}` the activations of D_xx's last hidden layer ("features",
+the default).  The paper compares it with three other scores (section IV-D),
+all here: ``"l1"`` and ``"l2"``, :math:`\\lVert x - G(E(x)) \\rVert_{1,2}`;
+``"logits"``, :math:`\\log(1 + e^{-D_{xx}(x, G(E(x)))})`, the cross-entropy of
+D_xx's logit with the "real pair" label (the official code's ``score_ch``).
+
+This module holds what is framework-neutral: hyper-parameters, input
+scaling and padding, and the four scores.  The networks and the training step
+are in :mod:`ganlib.alad.torch_model` and :mod:`ganlib.alad.keras_model`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import metrics
+from ..detector import TabularOrImageDetector, check_array, check_choice
+from ..ema import check_decay
+from ..images import crop, network_size, pad_to_network_size
+
+SCORES = ("features", "logits", "l1", "l2")
+SELECTIONS = ("auto", "auroc", "mean_score", "l2")
+
+#: The official code's per-dataset settings (alad/kdd_utilities.py and alad/cifar10_utilities.py)
+TABULAR = {"latent_dim": 32, "batch_size": 50, "learning_rate": 1e-5, "spectral_norm": False}
+IMAGE = {"latent_dim": 100, "batch_size": 32, "learning_rate": 2e-4, "spectral_norm": True}
+IMAGE_SIDE = 32  # the DCGAN-style image networks take 32x32 inputs; smaller images are padded
+
+
+def to_model_space(x: np.ndarray) -> np.ndarray:
+    """Network input: tabular rows as they are; images padded to 32x32 and scaled from [0, 1] to [-1, 1] (tanh range)."""
+    x = np.asarray(x, dtype=np.float32)
+    return 2.0 * pad_to_network_size(x) - 1.0 if x.ndim == 4 else x
+
+
+def from_model_space(x_net: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
+    """Inverse of :func:`to_model_space`: images cropped to ``height`` x ``width`` and back in [0, 1]."""
+    if x_net.ndim != 4:
+        return x_net
+    return np.clip((crop(x_net, height, width) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def softplus(v: np.ndarray) -> np.ndarray:
+    """log(1 + e^v), computed stably."""
+    return np.logaddexp(0.0, np.asarray(v, dtype=np.float64))
+
+
+def anomaly_scores(x_net: np.ndarray, outputs: dict, height: int | None = None, width: int | None = None) -> dict:
+    """The paper's four scores per sample (section IV-D), from the networks' outputs; higher = more anomalous.
+
+    ``x_net`` is the input in model space, ``outputs`` holds ``reconstruction``
+    (G(E(x)), model space), ``logit_fake`` (D_xx(x, G(E(x)))), and
+    ``features_real`` / ``features_fake``, D_xx's last hidden layer on (x, x)
+    and on (x, G(E(x))).  For images, L1 and L2 are measured on the original
+    ``height`` x ``width`` pixels, not on the padding.
+    """
+    reconstruction = outputs["reconstruction"]
+    if x_net.ndim == 4:
+        x_net, reconstruction = crop(x_net, height, width), crop(reconstruction, height, width)
+    n = len(x_net)
+    residual = (np.asarray(x_net, np.float64) - reconstruction).reshape(n, -1)
+    feature_gap = (np.asarray(outputs["features_real"], np.float64) - outputs["features_fake"]).reshape(n, -1)
+    return {
+        "features": np.abs(feature_gap).sum(axis=1),
+        "logits": softplus(-np.asarray(outputs["logit_fake"]).reshape(n)),
+        "l1": np.abs(residual).sum(axis=1),
+        "l2": np.sqrt((residual ** 2).sum(axis=1)),
+    }
+
+
+class ALAD(TabularOrImageDetector):
+    """ALAD (Zenati et al., ICDM 2018) for tabular data and images, in Keras (default) or PyTorch.
+
+    Inputs are tabular ``(n, features)`` (KDD99, Arrhythmia, any width) or
+    images ``(n, height, width, channels)`` in [0, 1] up to 32x32 (MNIST's
+    28x28 is padded to 32x32 inside); the network family follows the input's
+    rank.  Defaults follow the official code
+    (houssamzenati/Adversarially-Learned-Anomaly-Detection):
+
+    - tabular (``alad/kdd_utilities.py``): E Dense 64 -> latent 32; G Dense 64
+      -> 128 -> features (ReLU, linear output); D_xz: x-branch Dense 128 +
+      BatchNorm, z-branch Dense 128 (dropout 0.5), joint Dense 128 (dropout
+      0.5) -> 1; D_xx: Dense 128 (dropout 0.2) -> 1; D_zz: Dense 32 (dropout
+      0.2) -> 1; LeakyReLU 0.2; Glorot-uniform weights; batch 50, lr 1e-5;
+      no spectral norm (the official tabular networks ignore ``--sn``);
+    - images (``alad/cifar10_utilities.py``): E conv 128 -> 256 -> 512 (k4 s2,
+      BatchNorm) -> conv k4 to latent 100; G deconv 512 (4x4) -> 256 -> 128 ->
+      channels (32x32, tanh); D_xz: x-branch conv 128 -> 256 -> 512 (k4 s2,
+      BatchNorm on the last two), z-branch 512 -> 512 (dropout 0.2), joint 1024
+      (dropout 0.2) -> 1; D_xx: conv 64 -> 128 (k5 s2, dropout 0.2) -> 1;
+      D_zz: 64 -> 32 (dropout 0.2) -> 1; LeakyReLU 0.2; N(0, 0.01) weights;
+      batch 32, lr 2e-4; spectral norm on every hidden layer of E and of the
+      three discriminators (not on G, nor on output layers), one power
+      iteration per training step;
+    - Adam with β1 = 0.5, one optimiser per network; per batch one step of the
+      three discriminators, then one step of G and E, whose losses share the
+      cycle-consistency terms (:mod:`ganlib.alad.torch_model` has the
+      equations);
+    - scoring with the exponential moving average of the weights (decay
+      0.999), BatchNorm and dropout in inference mode; ``score="features"``.
+
+    Choices and deviations (each reachable by a hyper-parameter where it is a choice):
+
+    - ``selection="auto"`` selects the epoch by validation AUROC when the
+      validation labels hold both classes (this book's protocols), otherwise
+      by the lowest mean ``score`` on the (normal) validation samples, the
+      official code's criterion (``"mean_score"``); ``"l2"`` is the seed
+      report's mean L2 reconstruction error.  All of them are recorded in
+      ``history_`` every epoch.  The official code picks the best epoch but
+      then tests the *last* weights; here the selected weights are restored;
+    - ``patience=10`` stops after ten epochs without a better validation value
+      (official ``PATIENCE``); the official early stopping crashes on the
+      tabular datasets, which have no validation split;
+    - D_xx stacks its two images along *channels*, (H, W, 2C); the official
+      code concatenates them along the image *height*, (2H, W, C), which makes
+      D_xx's convolutions see the two images one above the other;
+    - ``base_filters`` scales the convolution widths of E, G and D_xz
+      (official 128: 128/256/512); smaller values make CPU runs affordable;
+    - images are padded 28 -> 32, not resized; PyTorch's BatchNorm constants
+      (momentum 0.1, epsilon 1e-5) in both twins; the D step and the G/E step
+      use the same mini-batch (the official code draws the G/E batch from a
+      second shuffle);
+    - spectral normalisation is each framework's own: PyTorch's
+      ``parametrizations.spectral_norm`` divides the weight by σ inside the
+      forward pass (as the official TF1 code), Keras'
+      ``layers.SpectralNormalization`` overwrites the kernel with W/σ before
+      each training-mode call.  Both keep the largest singular value near 1.
+    """
+
+    backends = {
+        "torch": "ganlib.alad.torch_model:ALADTorch",
+        "keras": "ganlib.alad.keras_model:ALADKeras",
+    }
+    default_framework = "keras"
+    family_defaults = {"tabular": TABULAR, "image": IMAGE}
+    defaults = {
+        "latent_dim": None,        # 32 tabular, 100 images
+        "batch_size": None,        # 50 tabular, 32 images
+        "learning_rate": None,     # 1e-5 tabular, 2e-4 images
+        "spectral_norm": None,     # False tabular, True images
+        "base_filters": 128,       # image networks: width of the first convolution (official: 128)
+        "beta_1": 0.5,
+        "ema_decay": 0.999,
+        "use_dzz": True,           # the README: "please use it with --enable_dzz"
+        "score": "features",
+        "selection": "auto",
+        "patience": 10,
+        "epochs": 100,
+    }
+
+    def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
+        super().__init__(framework=framework, seed=seed, verbose=verbose, **hyperparameters)
+        hp = self.hyperparameters
+        check_choice(hp["score"], SCORES, "score")
+        check_choice(hp["selection"], SELECTIONS, "selection")
+        check_decay(hp["ema_decay"])
+        base, patience = hp["base_filters"], hp["patience"]
+        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
+            raise ValueError(f"base_filters must be a positive integer, got {base!r}")
+        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
+            raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+
+    def check_image_shape(self, shape):
+        if network_size(shape[1], shape[2]) != IMAGE_SIDE:
+            raise ValueError(f"ALAD's image networks take images from 17x17 to 32x32 (padded to 32x32), "
+                             f"got {shape[1]}x{shape[2]}")
+
+    def _validation_metric(self, x_val, y_val):
+        """Record the validation metrics of one epoch and return the one ``selection`` chooses by.
+
+        ``val_mean_score`` and ``val_l2`` are means over the normal validation
+        samples (lower is better); ``val_auroc``, ``val_auprc`` and ``val_f1``
+        (top share of scores equal to the validation anomaly share flagged) are
+        recorded when ``y_val`` holds both classes.
+        """
+        scores = self.score_variants(x_val)
+        score = scores[self.hyperparameters["score"]]
+        normal = y_val == 0
+        if not normal.any():
+            raise ValueError("the validation split needs normal samples")
+        values = {"val_mean_score": float(np.mean(score[normal])), "val_l2": float(np.mean(scores["l2"][normal]))}
+        both_classes = len(np.unique(y_val)) == 2
+        if both_classes:
+            values.update(val_auroc=metrics.auroc(y_val, score), val_auprc=metrics.auprc(y_val, score),
+                          val_f1=metrics.precision_recall_f1(y_val, score, float(np.mean(y_val)))["f1"])
+        selection = self.hyperparameters["selection"]
+        if selection == "auto":
+            selection = "auroc" if both_classes else "mean_score"
+        if selection == "auroc" and not both_classes:
+            raise ValueError("selection='auroc' needs validation labels with both classes")
+        key = {"auroc": "val_auroc", "mean_score": "val_mean_score", "l2": "val_l2"}[selection]
+        self._record(**{k: v for k, v in values.items() if k != key})  # the training loop records `key`
+        return key, values[key], key == "val_auroc"
+
+    # ------------------------------------------------------------------ scoring
+
+    def score_variants(self, x) -> dict[str, np.ndarray]:
+        """All four scores of ``x`` from one pass of the networks: features, logits, l1, l2."""
+        x = check_array(x, self.input_kind, "x", input_shape=self._fitted_shape())
+        return anomaly_scores(to_model_space(x), self.model_outputs(x), *self._image_size())
+
+    def score_from_outputs(self, x, outputs):
+        return anomaly_scores(to_model_space(x), outputs, *self._image_size())[self.hyperparameters["score"]]
+
+    def _image_size(self) -> tuple:
+        shape = self._fitted_shape()
+        return (shape[0], shape[1]) if len(shape) == 3 else (None, None)
+
+    def reconstruct(self, x) -> np.ndarray:
+        """G(E(x)) in inference mode with the averaged weights, in the input's shape and range."""
+        return from_model_space(self.model_outputs(x)["reconstruction"], *self._image_size())
+
+    def encode(self, x) -> np.ndarray:
+        """E(x), the latent codes, with the averaged weights."""
+        return self.model_outputs(x)["latent"]

@@ -1,0 +1,281 @@
+"""Keras 3 twin of ALAD: encoder, generator and the three discriminators, for tabular data and images.
+
+Layer for layer as :mod:`ganlib.alad.torch_model` (same order, PyTorch's
+BatchNorm and Adam settings); spectral normalisation is Keras' own
+:class:`keras.layers.SpectralNormalization`.  The training step is an explicit
+``tf.GradientTape`` step compiled with ``tf.function``.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ..backend_keras import KerasBackend
+from ..ema import KerasEMA, WithAverages, keras_adam
+from . import to_model_space
+
+LEAK = 0.2
+BATCHNORM = {"momentum": 0.9, "epsilon": 1e-5}  # PyTorch's defaults
+NETWORKS = ("encoder", "generator", "discriminator_xz", "discriminator_xx", "discriminator_zz")
+
+
+def normalized(layer: keras.layers.Layer, enabled: bool) -> keras.layers.Layer:
+    """``layer`` wrapped in spectral normalisation (one power iteration per training call) when ``enabled``."""
+    return keras.layers.SpectralNormalization(layer, power_iterations=1) if enabled else layer
+
+
+class Initializers:
+    """The official kernels: Glorot-uniform for the tabular networks, N(0, 0.01) for the image networks."""
+
+    def __init__(self, image: bool):
+        self.image = image
+
+    def __call__(self):
+        return keras.initializers.RandomNormal(0.0, 0.01) if self.image else keras.initializers.GlorotUniform()
+
+
+def _leaky(x):
+    return keras.layers.LeakyReLU(LEAK)(x)
+
+
+# ---------------------------------------------------------------------- tabular networks (KDD99, Arrhythmia)
+
+def tabular_encoder(features: int, latent_dim: int, sn: bool = False) -> keras.Sequential:
+    init = Initializers(image=False)
+    return keras.Sequential([keras.Input((features,)), normalized(keras.layers.Dense(64, kernel_initializer=init()), sn),
+                             keras.layers.LeakyReLU(LEAK), keras.layers.Dense(latent_dim, kernel_initializer=init())],
+                            name="encoder")
+
+
+def tabular_generator(features: int, latent_dim: int) -> keras.Sequential:
+    init = Initializers(image=False)
+    return keras.Sequential([keras.Input((latent_dim,)),
+                             keras.layers.Dense(64, activation="relu", kernel_initializer=init()),
+                             keras.layers.Dense(128, activation="relu", kernel_initializer=init()),
+                             keras.layers.Dense(features, kernel_initializer=init())], name="generator")
+
+
+def discriminator_xz(x_branch: keras.Sequential, z_branch: keras.Sequential, joint_units: int, dropout: float,
+                     sn: bool, init) -> keras.Model:
+    """D_xz(x, z) -> (logit, joint features): the two branches, concatenated, a joint hidden layer, a logit.
+
+    The branches are sub-models so that the layers come in the PyTorch twin's
+    order (a functional model would list them by depth, interleaving the branches).
+    """
+    x_in, z_in = keras.Input(x_branch.input_shape[1:], name="x"), keras.Input(z_branch.input_shape[1:], name="z")
+    joint = keras.layers.Concatenate()([x_branch(x_in), z_branch(z_in)])
+    joint = normalized(keras.layers.Dense(joint_units, kernel_initializer=init()), sn)(joint)
+    features_out = keras.layers.Dropout(dropout)(_leaky(joint))
+    logit = keras.layers.Dense(1, kernel_initializer=init())(features_out)
+    return keras.Model([x_in, z_in], [logit, features_out], name="discriminator_xz")
+
+
+def tabular_discriminator_xz(features: int, latent_dim: int, sn: bool = False) -> keras.Model:
+    """D_xz(x, z): the same layers as the PyTorch ``TabularDiscriminatorXZ``."""
+    init = Initializers(image=False)
+    x_branch = keras.Sequential([keras.Input((features,)),
+                                 normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
+                                 keras.layers.BatchNormalization(**BATCHNORM), keras.layers.LeakyReLU(LEAK)],
+                                name="x_branch")
+    z_branch = keras.Sequential([keras.Input((latent_dim,)),
+                                 normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
+                                 keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.5)], name="z_branch")
+    return discriminator_xz(x_branch, z_branch, 128, 0.5, sn, init)
+
+
+def pair_discriminator(shape: tuple, hidden_layers: list, init, name: str) -> keras.Model:
+    """D(a, b) -> (logit, features) for two inputs of ``shape``, stacked along the last axis, then ``hidden_layers``."""
+    a_in, b_in = keras.Input(shape, name="a"), keras.Input(shape, name="b")
+    features_out = keras.layers.Concatenate(axis=-1)([a_in, b_in])
+    for layer in hidden_layers:
+        features_out = layer(features_out)
+    logit = keras.layers.Dense(1, kernel_initializer=init())(features_out)
+    return keras.Model([a_in, b_in], [logit, features_out], name=name)
+
+
+def tabular_discriminator_xx(features: int, sn: bool = False) -> keras.Model:
+    init = Initializers(image=False)
+    return pair_discriminator((features,), [normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
+                                            keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.2)],
+                              init, "discriminator_xx")
+
+
+def tabular_discriminator_zz(latent_dim: int, sn: bool = False) -> keras.Model:
+    init = Initializers(image=False)
+    return pair_discriminator((latent_dim,), [normalized(keras.layers.Dense(32, kernel_initializer=init()), sn),
+                                              keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.2)],
+                              init, "discriminator_zz")
+
+
+# ---------------------------------------------------------------------- image networks (32x32, MNIST padded)
+
+def _conv_block(filters: int, sn: bool, batchnorm: bool, kernel: int = 4) -> list:
+    init = Initializers(image=True)
+    layers = [normalized(keras.layers.Conv2D(filters, kernel, strides=2, padding="same", kernel_initializer=init()), sn)]
+    if batchnorm:
+        layers.append(keras.layers.BatchNormalization(**BATCHNORM))
+    return layers + [keras.layers.LeakyReLU(LEAK)]
+
+
+def image_encoder(channels: int, latent_dim: int, sn: bool = True, base: int = 128) -> keras.Sequential:
+    init = Initializers(image=True)
+    return keras.Sequential([keras.Input((32, 32, channels)), *_conv_block(base, sn, True),
+                             *_conv_block(2 * base, sn, True), *_conv_block(4 * base, sn, True),
+                             keras.layers.Conv2D(latent_dim, 4, padding="valid", kernel_initializer=init()),
+                             keras.layers.Flatten()], name="encoder")
+
+
+def image_generator(channels: int, latent_dim: int, base: int = 128) -> keras.Sequential:
+    init = Initializers(image=True)
+
+    def block(filters, padding):
+        return [keras.layers.Conv2DTranspose(filters, 4, strides=2, padding=padding, kernel_initializer=init()),
+                keras.layers.BatchNormalization(**BATCHNORM), keras.layers.ReLU()]
+
+    return keras.Sequential([keras.Input((latent_dim,)), keras.layers.Reshape((1, 1, latent_dim)),
+                             *block(4 * base, "valid"), *block(2 * base, "same"), *block(base, "same"),
+                             keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same",
+                                                          kernel_initializer=init()),
+                             keras.layers.Activation("tanh")], name="generator")
+
+
+def image_discriminator_xz(channels: int, latent_dim: int, sn: bool = True, base: int = 128) -> keras.Model:
+    """D_xz(x, z): the same layers as the PyTorch ``ImageDiscriminatorXZ``."""
+    init = Initializers(image=True)
+    x_branch = keras.Sequential([keras.Input((32, 32, channels)), *_conv_block(base, sn, False),
+                                 *_conv_block(2 * base, sn, True), *_conv_block(4 * base, sn, True),
+                                 keras.layers.Flatten()],
+                                name="x_branch")
+    z_layers = []
+    for _ in range(2):
+        z_layers += [normalized(keras.layers.Dense(512, kernel_initializer=init()), sn), keras.layers.LeakyReLU(LEAK),
+                     keras.layers.Dropout(0.2)]
+    z_branch = keras.Sequential([keras.Input((latent_dim,)), *z_layers], name="z_branch")
+    return discriminator_xz(x_branch, z_branch, 1024, 0.2, sn, init)
+
+
+def image_discriminator_xx(channels: int, sn: bool = True) -> keras.Model:
+    """D_xx(x, x'): the two images stacked along channels, conv 64 -> 128 (k5 s2, dropout 0.2), flatten -> 1."""
+    hidden = []
+    for filters in (64, 128):
+        hidden += [*_conv_block(filters, sn, False, kernel=5), keras.layers.Dropout(0.2)]
+    return pair_discriminator((32, 32, channels), hidden + [keras.layers.Flatten()], Initializers(image=True),
+                              "discriminator_xx")
+
+
+def image_discriminator_zz(latent_dim: int, sn: bool = True) -> keras.Model:
+    init = Initializers(image=True)
+    hidden = []
+    for units in (64, 32):
+        hidden += [normalized(keras.layers.Dense(units, kernel_initializer=init()), sn), keras.layers.LeakyReLU(LEAK),
+                   keras.layers.Dropout(0.2)]
+    return pair_discriminator((latent_dim,), hidden, init, "discriminator_zz")
+
+
+def build_networks(input_shape, hp) -> dict[str, keras.Model]:
+    """The five networks for ``input_shape`` (tabular ``(features,)`` or image ``(32, 32, C)``, padded)."""
+    latent, sn = hp["latent_dim"], hp["spectral_norm"]
+    if len(input_shape) == 1:
+        features = input_shape[0]
+        return {"encoder": tabular_encoder(features, latent, sn), "generator": tabular_generator(features, latent),
+                "discriminator_xz": tabular_discriminator_xz(features, latent, sn),
+                "discriminator_xx": tabular_discriminator_xx(features, sn),
+                "discriminator_zz": tabular_discriminator_zz(latent, sn)}
+    channels, base = input_shape[-1], hp["base_filters"]
+    return {"encoder": image_encoder(channels, latent, sn, base), "generator": image_generator(channels, latent, base),
+            "discriminator_xz": image_discriminator_xz(channels, latent, sn, base),
+            "discriminator_xx": image_discriminator_xx(channels, sn),
+            "discriminator_zz": image_discriminator_zz(latent, sn)}
+
+
+class ALADKeras(WithAverages, KerasBackend):
+    """ALAD's networks, optimisers (with weight averages) and training step in Keras."""
+
+    def __init__(self, input_shape, hyperparameters, seed):
+        super().__init__(input_shape, hyperparameters, seed)
+        model_shape = to_model_space(np.zeros((1, *self.input_shape), np.float32)).shape[1:]
+        self.networks = build_networks(model_shape, self.hp)
+        self.encoder, self.generator, self.d_xz, self.d_xx, self.d_zz = (self.networks[k] for k in NETWORKS)
+        self.optimizers = {k: keras_adam(self.hp["learning_rate"], self.hp["beta_1"], self.hp["ema_decay"])
+                           for k in self.networks}
+        self.ema = KerasEMA({k: (self.networks[k], self.optimizers[k]) for k in self.networks})
+        self.noise = keras.random.SeedGenerator(seed)
+        self._step = tf.function(self._graph_step, reduce_retracing=True)
+
+    @staticmethod
+    def bce(logits, real: bool):
+        target = tf.ones_like(logits) if real else tf.zeros_like(logits)
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits))
+
+    def adversarial_losses(self, x, z):
+        """The same forward pass and losses as ``ALADTorch.adversarial_losses`` (paper, eqs. 3-5)."""
+        enc, gen = self.encoder, self.generator
+        z_enc, x_gen = enc(x, training=True), gen(z, training=True)
+        x_rec, z_rec = gen(z_enc, training=True), enc(x_gen, training=True)
+        xz_real, _ = self.d_xz([x, z_enc], training=True)
+        xz_fake, _ = self.d_xz([x_gen, z], training=True)
+        xx_real, _ = self.d_xx([x, x], training=True)
+        xx_fake, _ = self.d_xx([x, x_rec], training=True)
+        zz_real, _ = self.d_zz([z, z], training=True)
+        zz_fake, _ = self.d_zz([z, z_rec], training=True)
+        cycle = self.bce(xx_real, False) + self.bce(xx_fake, True)
+        if self.hp["use_dzz"]:
+            cycle = cycle + self.bce(zz_real, False) + self.bce(zz_fake, True)
+        return {
+            "loss_d_xz": self.bce(xz_real, True) + self.bce(xz_fake, False),
+            "loss_d_xx": self.bce(xx_real, True) + self.bce(xx_fake, False),
+            "loss_d_zz": self.bce(zz_real, True) + self.bce(zz_fake, False),
+            "loss_g_xz": self.bce(xz_fake, True),
+            "loss_e_xz": self.bce(xz_real, False),
+            "loss_cycle": cycle,
+        }
+
+    def _apply(self, tape, loss, name):
+        variables = self.networks[name].trainable_variables
+        self.optimizers[name].apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+    def _graph_step(self, x):
+        latent = (tf.shape(x)[0], self.hp["latent_dim"])
+        pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
+
+        # the discriminators, each with its own optimiser (E and G are only read)
+        with tf.GradientTape(persistent=True) as tape:
+            losses = self.adversarial_losses(x, keras.random.normal(latent, seed=self.noise))
+        for pair in pairs:
+            self._apply(tape, losses[f"loss_d_{pair}"], f"discriminator_{pair}")
+        del tape
+
+        # G and E, with the labels swapped; the cycle terms are in both losses
+        with tf.GradientTape(persistent=True) as tape:
+            gen_losses = self.adversarial_losses(x, keras.random.normal(latent, seed=self.noise))
+            loss_g = gen_losses["loss_g_xz"] + gen_losses["loss_cycle"]
+            loss_e = gen_losses["loss_e_xz"] + gen_losses["loss_cycle"]
+        self._apply(tape, loss_g, "generator")
+        self._apply(tape, loss_e, "encoder")
+        del tape
+        return {"loss_d_xz": losses["loss_d_xz"], "loss_d_xx": losses["loss_d_xx"], "loss_d_zz": losses["loss_d_zz"],
+                "loss_g": loss_g, "loss_e": loss_e}
+
+    def train_step(self, batch):
+        return {k: float(v) for k, v in self._step(self.to_tensor(to_model_space(batch))).items()}
+
+    def _forward(self, batch):
+        x = self.to_tensor(to_model_space(batch))
+        z = self.encoder(x, training=False)
+        x_rec = self.generator(z, training=False)
+        logit_real, features_real = self.d_xx([x, x], training=False)
+        logit_fake, features_fake = self.d_xx([x, x_rec], training=False)
+        return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
+                "logit_real": self.to_numpy(logit_real), "logit_fake": self.to_numpy(logit_fake),
+                "features_real": self.to_numpy(features_real), "features_fake": self.to_numpy(features_fake)}
+
+    def outputs(self, batch):
+        """Scoring outputs with the averaged weights swapped in, in inference mode."""
+        with self.ema.swapped("encoder", "generator", "discriminator_xx"):
+            return self._forward(batch)
+
+    def raw_outputs(self, batch):
+        """The same outputs with the trained (not averaged) weights, in inference mode."""
+        return self._forward(batch)

@@ -1,0 +1,286 @@
+"""PyTorch twin of ALAD: encoder, generator and the three discriminators, for tabular data and images.
+
+The layers follow the official TF1 code (``alad/kdd_utilities.py`` and
+``alad/cifar10_utilities.py``) and are registered in the same order as in the
+Keras twin, so that :func:`ganlib.porting.copy_torch_to_keras` can copy the
+weights.  Spectral normalisation is PyTorch's own
+:func:`torch.nn.utils.parametrizations.spectral_norm`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from ..backend_torch import ChannelsLastFlatten, Conv2dSame, TorchBackend, glorot_init
+from ..ema import TorchEMA, WithAverages
+from . import to_model_space
+
+LEAK = 0.2  # the official leakyReLu's slope
+
+
+def normalized(layer: nn.Module, enabled: bool) -> nn.Module:
+    """Mark ``layer`` for spectral normalisation; :func:`build_networks` applies it after initialisation."""
+    layer.wants_spectral_norm = enabled
+    return layer
+
+
+# ---------------------------------------------------------------------- tabular networks (KDD99, Arrhythmia)
+
+def tabular_encoder(features: int, latent_dim: int, sn: bool = False) -> nn.Sequential:
+    """x -> z: Dense 64, LeakyReLU, Dense latent."""
+    return nn.Sequential(normalized(nn.Linear(features, 64), sn), nn.LeakyReLU(LEAK), nn.Linear(64, latent_dim))
+
+
+def tabular_generator(features: int, latent_dim: int) -> nn.Sequential:
+    """z -> x: Dense 64 ReLU, Dense 128 ReLU, Dense features (linear)."""
+    return nn.Sequential(nn.Linear(latent_dim, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
+                         nn.Linear(128, features))
+
+
+class TabularDiscriminatorXZ(nn.Module):
+    """D_xz(x, z): x-branch Dense 128 + BatchNorm, z-branch Dense 128 (dropout 0.5), joint Dense 128 (dropout 0.5) -> 1."""
+
+    def __init__(self, features: int, latent_dim: int, sn: bool = False):
+        super().__init__()
+        self.x_branch = nn.Sequential(normalized(nn.Linear(features, 128), sn), nn.BatchNorm1d(128), nn.LeakyReLU(LEAK))
+        self.z_branch = nn.Sequential(normalized(nn.Linear(latent_dim, 128), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.5))
+        self.joint = nn.Sequential(normalized(nn.Linear(256, 128), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.5))
+        self.logit = nn.Linear(128, 1)
+
+    def forward(self, x, z):
+        features = self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
+        return self.logit(features), features
+
+
+class PairDiscriminator(nn.Module):
+    """D(a, b) for two inputs of the same shape, stacked along features (or channels): hidden layers -> 1.
+
+    D_xx and D_zz both have this form; ``hidden`` holds their hidden layers and
+    its output, flattened, is the feature-matching layer of the "features" score.
+    """
+
+    def __init__(self, hidden: nn.Sequential, hidden_size: int):
+        super().__init__()
+        self.hidden = hidden
+        self.logit = nn.Linear(hidden_size, 1)
+
+    def forward(self, a, b):
+        features = self.hidden(torch.cat([a, b], dim=1))
+        return self.logit(features), features
+
+
+def tabular_discriminator_xx(features: int, sn: bool = False) -> PairDiscriminator:
+    """D_xx(x, x'): Dense 128, LeakyReLU, dropout 0.2 -> 1."""
+    return PairDiscriminator(nn.Sequential(normalized(nn.Linear(2 * features, 128), sn), nn.LeakyReLU(LEAK),
+                                           nn.Dropout(0.2)), 128)
+
+
+def tabular_discriminator_zz(latent_dim: int, sn: bool = False) -> PairDiscriminator:
+    """D_zz(z, z'): Dense 32, LeakyReLU, dropout 0.2 -> 1."""
+    return PairDiscriminator(nn.Sequential(normalized(nn.Linear(2 * latent_dim, 32), sn), nn.LeakyReLU(LEAK),
+                                           nn.Dropout(0.2)), 32)
+
+
+# ---------------------------------------------------------------------- image networks (32x32, MNIST padded)
+
+def _conv_block(c_in: int, c_out: int, sn: bool, batchnorm: bool, kernel: int = 4) -> list[nn.Module]:
+    """A stride-2 'same' convolution (spectrally normalised when ``sn``), optional BatchNorm, LeakyReLU."""
+    layers = [normalized(Conv2dSame(c_in, c_out, kernel, stride=2), sn)]
+    if batchnorm:
+        layers.append(nn.BatchNorm2d(c_out))
+    return layers + [nn.LeakyReLU(LEAK)]
+
+
+def image_encoder(channels: int, latent_dim: int, sn: bool = True, base: int = 128) -> nn.Sequential:
+    """x (N, C, 32, 32) -> z: conv base -> 2 base -> 4 base (k4 s2, BatchNorm), then conv k4 'valid' to 1x1xlatent."""
+    return nn.Sequential(*_conv_block(channels, base, sn, True), *_conv_block(base, 2 * base, sn, True),
+                         *_conv_block(2 * base, 4 * base, sn, True), nn.Conv2d(4 * base, latent_dim, 4), nn.Flatten())
+
+
+def image_generator(channels: int, latent_dim: int, base: int = 128) -> nn.Sequential:
+    """z -> x in [-1, 1]: deconv 4 base (1x1 -> 4x4), 2 base, base (k4 s2, BatchNorm, ReLU), deconv C, tanh."""
+    def block(c_in, c_out, padding):
+        return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=padding), nn.BatchNorm2d(c_out), nn.ReLU()]
+
+    return nn.Sequential(nn.Unflatten(1, (latent_dim, 1, 1)), *block(latent_dim, 4 * base, 0),
+                         *block(4 * base, 2 * base, 1), *block(2 * base, base, 1),
+                         nn.ConvTranspose2d(base, channels, 4, stride=2, padding=1), nn.Tanh())
+
+
+class ImageDiscriminatorXZ(nn.Module):
+    """D_xz(x, z): x-branch conv base -> 2 base -> 4 base (k4 s2), z-branch 512 -> 512 (dropout 0.2), joint 1024 -> 1.
+
+    The official code writes the z-branch and the joint layer as 1x1
+    convolutions on 1x1 maps, which are dense layers.
+    """
+
+    def __init__(self, channels: int, latent_dim: int, sn: bool = True, base: int = 128):
+        super().__init__()
+        self.x_branch = nn.Sequential(*_conv_block(channels, base, sn, False), *_conv_block(base, 2 * base, sn, True),
+                                      *_conv_block(2 * base, 4 * base, sn, True), ChannelsLastFlatten())
+        self.z_branch = nn.Sequential(normalized(nn.Linear(latent_dim, 512), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.2),
+                                      normalized(nn.Linear(512, 512), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.2))
+        self.joint = nn.Sequential(normalized(nn.Linear(4 * base * 4 * 4 + 512, 1024), sn), nn.LeakyReLU(LEAK),
+                                   nn.Dropout(0.2))
+        self.logit = nn.Linear(1024, 1)
+
+    def forward(self, x, z):
+        features = self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
+        return self.logit(features), features
+
+
+def image_discriminator_xx(channels: int, sn: bool = True) -> PairDiscriminator:
+    """D_xx(x, x'): the two images stacked along channels, conv 64 -> 128 (k5 s2, dropout 0.2), flatten -> 1."""
+    def block(c_in, c_out):
+        return [normalized(Conv2dSame(c_in, c_out, 5, stride=2), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.2)]
+
+    return PairDiscriminator(nn.Sequential(*block(2 * channels, 64), *block(64, 128), ChannelsLastFlatten()),
+                             128 * 8 * 8)
+
+
+def image_discriminator_zz(latent_dim: int, sn: bool = True) -> PairDiscriminator:
+    """D_zz(z, z'): Dense 64 -> 32 (LeakyReLU, dropout 0.2) -> 1."""
+    return PairDiscriminator(nn.Sequential(normalized(nn.Linear(2 * latent_dim, 64), sn), nn.LeakyReLU(LEAK),
+                                           nn.Dropout(0.2), normalized(nn.Linear(64, 32), sn), nn.LeakyReLU(LEAK),
+                                           nn.Dropout(0.2)), 32)
+
+
+def normal_init(module: nn.Module) -> None:
+    """The official image networks' N(0, 0.01) kernels and zero biases; BatchNorm keeps gamma 1, beta 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.01)
+        nn.init.zeros_(module.bias)
+
+
+NETWORKS = ("encoder", "generator", "discriminator_xz", "discriminator_xx", "discriminator_zz")
+
+
+def build_networks(input_shape, hp) -> dict[str, nn.Module]:
+    """The five networks for ``input_shape`` (tabular ``(features,)`` or image ``(32, 32, C)``, padded)."""
+    latent, sn = hp["latent_dim"], hp["spectral_norm"]
+    if len(input_shape) == 1:
+        features = input_shape[0]
+        nets = {"encoder": tabular_encoder(features, latent, sn), "generator": tabular_generator(features, latent),
+                "discriminator_xz": TabularDiscriminatorXZ(features, latent, sn),
+                "discriminator_xx": tabular_discriminator_xx(features, sn),
+                "discriminator_zz": tabular_discriminator_zz(latent, sn)}
+        init = glorot_init  # the official tabular networks use xavier_initializer
+    else:
+        channels, base = input_shape[-1], hp["base_filters"]
+        nets = {"encoder": image_encoder(channels, latent, sn, base),
+                "generator": image_generator(channels, latent, base),
+                "discriminator_xz": ImageDiscriminatorXZ(channels, latent, sn, base),
+                "discriminator_xx": image_discriminator_xx(channels, sn),
+                "discriminator_zz": image_discriminator_zz(latent, sn)}
+        init = normal_init
+    for net in nets.values():
+        net.apply(init)
+        # after initialisation: the parametrisation keeps the initial weight as its `original`
+        for module in net.modules():
+            if getattr(module, "wants_spectral_norm", False):
+                spectral_norm(module)
+    return nets
+
+
+class ALADTorch(WithAverages, TorchBackend):
+    """ALAD's networks, optimisers, moving averages and training step in PyTorch."""
+
+    def __init__(self, input_shape, hyperparameters, seed):
+        super().__init__(input_shape, hyperparameters, seed)
+        model_shape = to_model_space(np.zeros((1, *self.input_shape), np.float32)).shape[1:]
+        self.networks = {k: v.to(self.device) for k, v in build_networks(model_shape, self.hp).items()}
+        self.encoder, self.generator, self.d_xz, self.d_xx, self.d_zz = (self.networks[k] for k in NETWORKS)
+        self.optimizers = {k: torch.optim.Adam(net.parameters(), lr=self.hp["learning_rate"],
+                                               betas=(self.hp["beta_1"], 0.999))
+                           for k, net in self.networks.items()}
+        self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
+
+    @staticmethod
+    def bce(logits, real: bool):
+        """Cross-entropy of ``logits`` with the label 1 (``real``) or 0, averaged over the batch."""
+        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+        return nn.functional.binary_cross_entropy_with_logits(logits, target)
+
+    def adversarial_losses(self, x, z):
+        """One forward pass through all five networks, and each side's losses (paper, eqs. 3-5).
+
+        With (x, E(x)) and (G(z), z) for D_xz, (x, x) and (x, G(E(x))) for
+        D_xx, (z, z) and (z, E(G(z))) for D_zz, the discriminators minimise
+        the cross-entropy with labels real = 1, fake = 0.  G and E minimise it
+        with the labels swapped; the cycle terms (D_xx and D_zz) are shared
+        by G and E, the D_xz term is G's for (G(z), z) and E's for (x, E(x)).
+        """
+        z_enc, x_gen = self.encoder(x), self.generator(z)
+        x_rec, z_rec = self.generator(z_enc), self.encoder(x_gen)
+        xz_real, _ = self.d_xz(x, z_enc)
+        xz_fake, _ = self.d_xz(x_gen, z)
+        xx_real, _ = self.d_xx(x, x)
+        xx_fake, _ = self.d_xx(x, x_rec)
+        zz_real, _ = self.d_zz(z, z)
+        zz_fake, _ = self.d_zz(z, z_rec)
+        cycle = self.bce(xx_real, False) + self.bce(xx_fake, True)
+        if self.hp["use_dzz"]:
+            cycle = cycle + self.bce(zz_real, False) + self.bce(zz_fake, True)
+        return {
+            "loss_d_xz": self.bce(xz_real, True) + self.bce(xz_fake, False),
+            "loss_d_xx": self.bce(xx_real, True) + self.bce(xx_fake, False),
+            "loss_d_zz": self.bce(zz_real, True) + self.bce(zz_fake, False),
+            "loss_g_xz": self.bce(xz_fake, True),
+            "loss_e_xz": self.bce(xz_real, False),
+            "loss_cycle": cycle,
+        }
+
+    def _step(self, loss, names):
+        for name in names:
+            self.optimizers[name].zero_grad()
+        loss.backward()
+        for name in names:
+            self.optimizers[name].step()
+
+    def train_step(self, batch):
+        self.train_mode(True)
+        x = self.to_tensor(to_model_space(batch))
+        latent = (len(x), self.hp["latent_dim"])
+        pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
+
+        # the discriminators, each with its own optimiser; E and G are only read here
+        for name in ("encoder", "generator"):
+            self.networks[name].requires_grad_(False)
+        losses = self.adversarial_losses(x, torch.randn(latent, device=self.device))
+        for name in ("encoder", "generator"):
+            self.networks[name].requires_grad_(True)
+        self._step(sum(losses[f"loss_d_{pair}"] for pair in pairs), [f"discriminator_{pair}" for pair in pairs])
+
+        # G and E: loss_g = loss_g_xz + loss_cycle, loss_e = loss_e_xz + loss_cycle.  loss_g_xz does not
+        # depend on E, nor loss_e_xz on G, so one backward pass of their sum gives both networks' gradients
+        losses.update({k: v for k, v in self.adversarial_losses(x, torch.randn(latent, device=self.device)).items()
+                       if k in ("loss_g_xz", "loss_e_xz", "loss_cycle")})
+        self._step(losses["loss_g_xz"] + losses["loss_e_xz"] + losses["loss_cycle"], ["generator", "encoder"])
+        self.ema.update()
+        return {"loss_d_xz": losses["loss_d_xz"].item(), "loss_d_xx": losses["loss_d_xx"].item(),
+                "loss_d_zz": losses["loss_d_zz"].item(),
+                "loss_g": (losses["loss_g_xz"] + losses["loss_cycle"]).item(),
+                "loss_e": (losses["loss_e_xz"] + losses["loss_cycle"]).item()}
+
+    def _forward(self, encoder, generator, d_xx, batch):
+        x = self.to_tensor(to_model_space(batch))
+        z = encoder(x)
+        x_rec = generator(z)
+        logit_real, features_real = d_xx(x, x)
+        logit_fake, features_fake = d_xx(x, x_rec)
+        return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
+                "logit_real": self.to_numpy(logit_real), "logit_fake": self.to_numpy(logit_fake),
+                "features_real": self.to_numpy(features_real), "features_fake": self.to_numpy(features_fake)}
+
+    def outputs(self, batch):
+        """Scoring outputs with the averaged weights (call through ``predict``: inference mode, no gradients)."""
+        return self._forward(*(self.ema.averaged(k) for k in ("encoder", "generator", "discriminator_xx")), batch)
+
+    @torch.no_grad()
+    def raw_outputs(self, batch):
+        """The same outputs with the trained (not averaged) weights, in inference mode."""
+        self.train_mode(False)
+        return self._forward(self.encoder, self.generator, self.d_xx, batch)
