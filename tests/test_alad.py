@@ -183,6 +183,20 @@ def test_image_networks_train_and_give_four_scores(framework, mnist_small):
     assert ALAD(framework=framework, verbose=False)._build_backend((28, 28, 1)).parameter_counts()["generator"] == 3445377
 
 
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_without_dzz_the_latent_cycle_is_left_out(framework, kdd):
+    """``use_dzz=False``, the paper's ablation: D_zz is not trained and its terms leave G's and E's losses."""
+    x = kdd[0][:300]
+    detector = ALAD(framework=framework, seed=0, verbose=False, use_dzz=False, learning_rate=1e-3)
+    backend = detector._build_backend(x.shape[1:])
+    before = backend.get_weights()
+    backend.train_step(x[:50])
+    after = backend.get_weights()
+    unchanged = {k for k in before if np.array_equal(before[k], after[k])}
+    assert {k for k in before if k.startswith("discriminator_zz.")} <= unchanged
+    assert any(k.startswith("discriminator_xx.") and k not in unchanged for k in before)
+
+
 # ---------------------------------------------------------------------- selection and early stopping
 
 def test_selection_criteria_and_early_stopping(kdd):
