@@ -13,6 +13,8 @@ implements two methods:
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 
@@ -34,6 +36,18 @@ class Backend:
 
     @staticmethod
     def pick_device():
+        raise NotImplementedError
+
+    @classmethod
+    def prepare_threads(cls, threads: int | None) -> None:
+        """Called before the networks are built, with the detector's CPU thread count."""
+
+    def thread_limit(self, threads: int | None):
+        """A context in which the framework computes on ``threads`` CPU threads."""
+        return contextlib.nullcontext()
+
+    def current_threads(self) -> int:
+        """The CPU threads the framework computes on now."""
         raise NotImplementedError
 
     @property

@@ -19,13 +19,20 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from .backend import Backend  # noqa: E402
+from .runmode import available_cpus  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(f"ganlib's Keras models need KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and ask TensorFlow for deterministic kernels."""
+    """Seed Keras and TensorFlow, and ask TensorFlow for deterministic kernels.
+
+    ``keras.utils.set_random_seed`` also re-seeds Python's global generator,
+    from which Keras draws each layer's seed while the networks are built;
+    :meth:`ganlib.detector.Detector.build` puts Python's and NumPy's global
+    states back once the networks exist, so the user's streams are untouched.
+    """
     keras.utils.set_random_seed(seed)
     try:
         tf.config.experimental.enable_op_determinism()
@@ -43,12 +50,47 @@ def dcgan_initializer(seed: int | None = None):
     return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
 
 
+def batch_norm(**kwargs):
+    """``BatchNormalization`` with PyTorch's constants (momentum 0.1 = Keras 0.9, epsilon 1e-5).
+
+    Every Keras twin uses it, so that both frameworks normalise alike and
+    weights copied from one twin to the other give the same outputs.
+    """
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
+
+
 class KerasBackend(Backend):
     """Base of every Keras model: owns the networks and the NumPy boundary."""
 
     framework = "keras"
     seed_everything = staticmethod(seed_everything)
     pick_device = staticmethod(pick_device)
+
+    @classmethod
+    def prepare_threads(cls, threads: int | None) -> None:
+        """Give TensorFlow ``threads`` threads, if its runtime has not started yet.
+
+        TensorFlow fixes its thread pools at its first operation and cannot
+        change them afterwards, so the first Keras detector of a process (or
+        ``TF_NUM_INTRAOP_THREADS``) decides for the whole process.  ``None``
+        leaves an explicit ``TF_NUM_INTRAOP_THREADS`` alone and otherwise
+        uses the CPUs this process may use.
+        """
+        threading = tf.config.threading
+        if threads is None:
+            if os.environ.get("TF_NUM_INTRAOP_THREADS"):
+                return
+            threads = available_cpus()
+        if threading.get_intra_op_parallelism_threads() == threads:
+            return
+        try:
+            threading.set_intra_op_parallelism_threads(threads)
+            threading.set_inter_op_parallelism_threads(min(threads, 2))
+        except RuntimeError:  # the runtime has started: its pools stay as they are
+            pass
+
+    def current_threads(self) -> int:
+        return tf.config.threading.get_intra_op_parallelism_threads() or available_cpus()
 
     @staticmethod
     def to_tensor(batch: np.ndarray) -> tf.Tensor:

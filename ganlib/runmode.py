@@ -11,6 +11,7 @@ either mode.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import time
@@ -41,6 +42,37 @@ def iterations(full: int, quick: int = 1) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return quick if is_quick() else full
+
+
+def available_cpus() -> int:
+    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota if any.
+
+    Frameworks count the machine's cores, which in a container can be many
+    more than the process is given; more threads than CPUs oversubscribes
+    them and can slow PyTorch several-fold.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        with open("/sys/fs/cgroup/cpu.max", encoding="utf-8") as handle:
+            quota, period = handle.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, int(cpus or 1))
+
+
+def has_framework(name: str) -> bool:
+    """Whether ``"torch"`` or ``"keras"`` (Keras 3 with TensorFlow) can be imported, without importing it.
+
+    Chapters guard the cells that need both frameworks with it, so that an
+    install with one framework (``pip install ganlib[torch]``) runs every
+    chapter in that framework.
+    """
+    modules = {"torch": ("torch",), "keras": ("keras", "tensorflow")}
+    if name not in modules:
+        raise ValueError(f"name must be 'torch' or 'keras', got {name!r}")
+    return all(importlib.util.find_spec(module) is not None for module in modules[name])
 
 
 def mode_name() -> str:

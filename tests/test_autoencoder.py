@@ -21,8 +21,8 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
 
     rng = np.random.default_rng(0)
     x = rng.random((6, *shape), dtype=np.float32)
-    torch_model = ConvAutoencoder(framework="torch", verbose=False)._build_backend(shape)
-    keras_model = ConvAutoencoder(framework="keras", verbose=False)._build_backend(shape)
+    torch_model = ConvAutoencoder(framework="torch", verbose=False).build(shape)
+    keras_model = ConvAutoencoder(framework="keras", verbose=False).build(shape)
     assert torch_model.parameter_counts() == keras_model.parameter_counts()
     # give BatchNorm non-trivial statistics, so that inference mode really is compared
     with torch.no_grad():
@@ -41,7 +41,7 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
 def test_short_training_learns_to_detect(framework, mnist_digit1):
     x_train, x_test, y_test = mnist_digit1
     untrained = ConvAutoencoder(framework=framework, seed=0, verbose=False)
-    untrained._build_backend(x_train.shape[1:])
+    untrained.build(x_train.shape[1:])
     untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
     trained = _fitted(framework, x_train, epochs=2)
     trained_auroc = metrics.auroc(y_test, trained.decision_function(x_test))

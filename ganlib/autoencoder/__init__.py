@@ -37,18 +37,23 @@ class ConvAutoencoder(Detector):
         "keras": "ganlib.autoencoder.keras_model:AutoencoderKeras",
     }
     default_framework = "torch"
-    defaults = {"latent_dim": 32, "learning_rate": 1e-3, "batch_size": 128, "epochs": 20}
+    defaults = {"latent_dim": 32, "learning_rate": 1e-3, "batch_size": 128, "epochs": 20,
+                "score": "reconstruction_error"}
+    score_names = ("reconstruction_error",)
     input_kind = "image"
 
-    def fit(self, x, *args, **kwargs):
-        shape = np.shape(x)
+    def fit(self, X, y=None, **kwargs):
+        """Train on normal images ``X`` (see :meth:`ganlib.detector.Detector.fit`)."""
+        shape = np.shape(X)
         if len(shape) == 4 and (shape[1] % 4 or shape[2] % 4):
-            raise ValueError(f"ConvAutoencoder needs height and width divisible by 4, got {shape[1]}x{shape[2]}")
-        return super().fit(x, *args, **kwargs)
+            raise ValueError("ConvAutoencoder needs height and width divisible by 4, "
+                             f"got {shape[1]}x{shape[2]}")
+        return super().fit(X, y, **kwargs)
 
-    def score_from_outputs(self, x, outputs):
-        return reconstruction_error(x, outputs["reconstruction"])
+    def scores_from_outputs(self, x, outputs):
+        """The one score, the mean squared reconstruction error. Shown in chapters/01_setting.ipynb."""
+        return {"reconstruction_error": reconstruction_error(x, outputs["reconstruction"])}
 
-    def reconstruct(self, x) -> np.ndarray:
-        """Reconstructions of ``x`` in inference mode, shape of ``x``."""
-        return self.model_outputs(x)["reconstruction"]
+    def reconstruct(self, X) -> np.ndarray:
+        """Reconstructions of ``X`` in inference mode, in the shape and range of ``X``."""
+        return self.model_outputs(X)["reconstruction"]

@@ -1,14 +1,11 @@
-"""Keras 3 twin of the convolutional autoencoder baseline."""
+"""Keras 3 twin of the convolutional autoencoder baseline.  Shown in chapters/01_setting.ipynb."""
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
-from ..backend_keras import KerasBackend
-
-# PyTorch's BatchNorm defaults, so that both twins normalise identically
-BATCHNORM = {"momentum": 0.9, "epsilon": 1e-5}
+from ..backend_keras import KerasBackend, batch_norm
 
 
 def build_encoder(channels: int, height: int, width: int, latent_dim: int) -> keras.Sequential:
@@ -18,7 +15,7 @@ def build_encoder(channels: int, height: int, width: int, latent_dim: int) -> ke
         keras.layers.Conv2D(32, 4, strides=2, padding="same"),
         keras.layers.LeakyReLU(0.2),
         keras.layers.Conv2D(64, 4, strides=2, padding="same"),
-        keras.layers.BatchNormalization(**BATCHNORM),
+        batch_norm(),
         keras.layers.LeakyReLU(0.2),
         keras.layers.Flatten(),
         keras.layers.Dense(latent_dim),
@@ -32,7 +29,7 @@ def build_decoder(channels: int, height: int, width: int, latent_dim: int) -> ke
         keras.layers.Dense(64 * (height // 4) * (width // 4), activation="relu"),
         keras.layers.Reshape((height // 4, width // 4, 64)),
         keras.layers.Conv2DTranspose(32, 4, strides=2, padding="same"),
-        keras.layers.BatchNormalization(**BATCHNORM),
+        batch_norm(),
         keras.layers.ReLU(),
         keras.layers.Conv2DTranspose(channels, 4, strides=2, padding="same", activation="sigmoid"),
     ], name="decoder")

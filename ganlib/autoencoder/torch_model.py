@@ -1,4 +1,4 @@
-"""PyTorch twin of the convolutional autoencoder baseline."""
+"""PyTorch twin of the convolutional autoencoder baseline.  Shown in chapters/01_setting.ipynb."""
 
 from __future__ import annotations
 
