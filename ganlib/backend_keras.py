@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of outputs
+os.environ.setdefault(
+    "TF_CPP_MIN_LOG_LEVEL", "2"
+)  # keep TensorFlow's C++ start-up chatter out of outputs
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -22,7 +24,9 @@ from .backend import Backend  # noqa: E402
 from .runmode import available_cpus  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
-    raise ImportError(f"ganlib's Keras models need KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}")
+    raise ImportError(
+        f"ganlib's Keras models need KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}"
+    )
 
 
 def seed_everything(seed: int) -> None:
@@ -36,7 +40,9 @@ def seed_everything(seed: int) -> None:
     keras.utils.set_random_seed(seed)
     try:
         tf.config.experimental.enable_op_determinism()
-    except RuntimeError:  # already configured once the runtime has started: nothing to change
+    except (
+        RuntimeError
+    ):  # already configured once the runtime has started: nothing to change
         pass
 
 
@@ -90,7 +96,9 @@ class KerasBackend(Backend):
             pass
 
     def current_threads(self) -> int:
-        return tf.config.threading.get_intra_op_parallelism_threads() or available_cpus()
+        return (
+            tf.config.threading.get_intra_op_parallelism_threads() or available_cpus()
+        )
 
     @staticmethod
     def to_tensor(batch: np.ndarray) -> tf.Tensor:
@@ -106,22 +114,31 @@ class KerasBackend(Backend):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Every variable (BatchNorm moving statistics included) as NumPy, keyed ``network.index.path``."""
-        return {f"{net}.{i:03d}.{v.path}": np.array(v.numpy())
-                for net, model in self.networks.items() for i, v in enumerate(model.weights)}
+        return {
+            f"{net}.{i:03d}.{v.path}": np.array(v.numpy())
+            for net, model in self.networks.items()
+            for i, v in enumerate(model.weights)
+        }
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         for net, model in self.networks.items():
             prefix = net + "."
             values = [v for k, v in sorted(weights.items()) if k.startswith(prefix)]
             if len(values) != len(model.weights):
-                raise ValueError(f"{net}: {len(values)} saved arrays for {len(model.weights)} variables")
+                raise ValueError(
+                    f"{net}: {len(values)} saved arrays for {len(model.weights)} variables"
+                )
             for variable, value in zip(model.weights, values):
                 if tuple(variable.shape) != tuple(value.shape):
-                    raise ValueError(f"{net}: variable {variable.path} has shape {tuple(variable.shape)}, "
-                                     f"saved array has {tuple(value.shape)}")
+                    raise ValueError(
+                        f"{net}: variable {variable.path} has shape {tuple(variable.shape)}, "
+                        f"saved array has {tuple(value.shape)}"
+                    )
                 variable.assign(value)
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per network."""
-        return {net: int(sum(np.prod(v.shape) for v in model.trainable_weights))
-                for net, model in self.networks.items()}
+        return {
+            net: int(sum(np.prod(v.shape) for v in model.trainable_weights))
+            for net, model in self.networks.items()
+        }

@@ -69,12 +69,23 @@ class Conv2dSame(nn.Conv2d):
     the same output.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, bias: bool = True):
-        super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        bias: bool = True,
+    ):
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, padding=0, bias=bias
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pads = []
-        for size, kernel, stride in zip(reversed(x.shape[2:]), reversed(self.kernel_size), reversed(self.stride)):
+        for size, kernel, stride in zip(
+            reversed(x.shape[2:]), reversed(self.kernel_size), reversed(self.stride)
+        ):
             total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(nn.functional.pad(x, pads))
@@ -155,16 +166,25 @@ class TorchBackend(Backend):
 
     def get_weights(self) -> dict[str, np.ndarray]:
         """Every parameter and buffer (BatchNorm statistics included) as NumPy, keyed ``network.name``."""
-        return {f"{net}.{key}": value.detach().cpu().numpy().copy()
-                for net, module in self.networks.items() for key, value in module.state_dict().items()}
+        return {
+            f"{net}.{key}": value.detach().cpu().numpy().copy()
+            for net, module in self.networks.items()
+            for key, value in module.state_dict().items()
+        }
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         for net, module in self.networks.items():
             prefix = net + "."
-            state = {k[len(prefix):]: torch.from_numpy(np.asarray(v)) for k, v in weights.items() if k.startswith(prefix)}
+            state = {
+                k[len(prefix) :]: torch.from_numpy(np.asarray(v))
+                for k, v in weights.items()
+                if k.startswith(prefix)
+            }
             module.load_state_dict(state, strict=True)
 
     def parameter_counts(self) -> dict[str, int]:
         """Trainable parameters per network."""
-        return {net: sum(p.numel() for p in module.parameters() if p.requires_grad)
-                for net, module in self.networks.items()}
+        return {
+            net: sum(p.numel() for p in module.parameters() if p.requires_grad)
+            for net, module in self.networks.items()
+        }

@@ -45,8 +45,9 @@ class SklearnDetector(BaseDetector):
         self.model_.fit(self._flat(x))
         self.history_, self.selected_epochs_, self.best_epoch_ = {}, {}, None
         self.decision_scores_ = self.training_scores(x)
-        self.threshold_ = float(np.percentile(self.decision_scores_,
-                                              100.0 * (1.0 - self.contamination)))
+        self.threshold_ = float(
+            np.percentile(self.decision_scores_, 100.0 * (1.0 - self.contamination))
+        )
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
@@ -86,8 +87,11 @@ class PCADetector(SklearnDetector):
             raise ValueError(f"variance must be in (0, 1), got {hp['variance']!r}")
 
     def make_model(self):
-        return PCA(n_components=self.hyperparameters["variance"], svd_solver="full",
-                   random_state=self.seed)
+        return PCA(
+            n_components=self.hyperparameters["variance"],
+            svd_solver="full",
+            random_state=self.seed,
+        )
 
     def score_flat(self, flat):
         rebuilt = self.model_.inverse_transform(self.model_.transform(flat))
@@ -104,8 +108,9 @@ class IsolationForestDetector(SklearnDetector):
             raise ValueError(f"n_estimators must be >= 1, got {hp['n_estimators']!r}")
 
     def make_model(self):
-        return IsolationForest(n_estimators=self.hyperparameters["n_estimators"],
-                               random_state=self.seed)
+        return IsolationForest(
+            n_estimators=self.hyperparameters["n_estimators"], random_state=self.seed
+        )
 
     def score_flat(self, flat):
         # scikit-learn's score_samples is higher for normal points: flip it
@@ -127,8 +132,11 @@ class OneClassSVMDetector(SklearnDetector):
             raise ValueError(f"nu must be in (0, 1], got {hp['nu']!r}")
 
     def make_model(self):
-        return OneClassSVM(kernel="rbf", nu=self.hyperparameters["nu"],
-                           gamma=self.hyperparameters["gamma"])
+        return OneClassSVM(
+            kernel="rbf",
+            nu=self.hyperparameters["nu"],
+            gamma=self.hyperparameters["gamma"],
+        )
 
     def score_flat(self, flat):
         return -self.model_.decision_function(flat)

@@ -66,8 +66,9 @@ def check_choice(value, options: tuple, name: str):
     return value
 
 
-def check_array(x, kind: str, name: str = "x",
-                input_shape: tuple[int, ...] | None = None) -> np.ndarray:
+def check_array(
+    x, kind: str, name: str = "x", input_shape: tuple[int, ...] | None = None
+) -> np.ndarray:
     """Validate a NumPy input and return it as float32.
 
     ``kind="image"`` expects ``(n, height, width, channels)`` in [0, 1];
@@ -80,8 +81,11 @@ def check_array(x, kind: str, name: str = "x",
     array = np.asarray(x)
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
-    expected = {"image": "(n, height, width, channels)", "tabular": "(n, features)",
-                "any": "(n, features) or (n, height, width, channels)"}[kind]
+    expected = {
+        "image": "(n, height, width, channels)",
+        "tabular": "(n, features)",
+        "any": "(n, features) or (n, height, width, channels)",
+    }[kind]
     if array.ndim not in {"image": (4,), "tabular": (2,), "any": (2, 4)}[kind]:
         raise ValueError(f"{name} must have shape {expected}, got shape {array.shape}")
     if array.shape[0] == 0:
@@ -91,15 +95,21 @@ def check_array(x, kind: str, name: str = "x",
         raise ValueError(f"{name} contains NaN or infinite values")
     if kind == "image":
         if array.shape[-1] not in (1, 3):
-            raise ValueError(f"{name} must have 1 or 3 channels last, shape {expected}; "
-                             f"got shape {array.shape}")
+            raise ValueError(
+                f"{name} must have 1 or 3 channels last, shape {expected}; "
+                f"got shape {array.shape}"
+            )
         low, high = float(array.min()), float(array.max())
         if low < 0.0 or high > 1.0:
-            raise ValueError(f"{name} must hold pixel values in [0, 1], "
-                             f"found values in [{low:.3g}, {high:.3g}]")
+            raise ValueError(
+                f"{name} must hold pixel values in [0, 1], "
+                f"found values in [{low:.3g}, {high:.3g}]"
+            )
     if input_shape is not None and tuple(array.shape[1:]) != tuple(input_shape):
-        raise ValueError(f"{name} has samples of shape {array.shape[1:]}, "
-                         f"the detector was fitted on {tuple(input_shape)}")
+        raise ValueError(
+            f"{name} has samples of shape {array.shape[1:]}, "
+            f"the detector was fitted on {tuple(input_shape)}"
+        )
     return array
 
 
@@ -107,8 +117,10 @@ def check_labels(y, n: int, name: str = "y") -> np.ndarray:
     """Validate 0/1 labels of length ``n``."""
     labels = np.asarray(y)
     if labels.ndim != 1 or len(labels) != n:
-        raise ValueError(f"{name} must be a 1-D array of {n} labels (one per sample), "
-                         f"got shape {labels.shape}")
+        raise ValueError(
+            f"{name} must be a 1-D array of {n} labels (one per sample), "
+            f"got shape {labels.shape}"
+        )
     found = sorted(set(np.unique(labels).tolist()))
     if not set(found) <= {0, 1}:
         raise ValueError(f"{name} must hold 0 (normal) and 1 (anomaly), found {found}")
@@ -117,10 +129,14 @@ def check_labels(y, n: int, name: str = "y") -> np.ndarray:
 
 def check_contamination(contamination) -> float:
     """PyOD's rule: the expected share of anomalies must be in (0, 0.5]."""
-    if (isinstance(contamination, bool)
-            or not isinstance(contamination, (int, float, np.integer, np.floating))
-            or not 0.0 < float(contamination) <= 0.5):
-        raise ValueError(f"contamination must be a number in (0, 0.5], got {contamination!r}")
+    if (
+        isinstance(contamination, bool)
+        or not isinstance(contamination, (int, float, np.integer, np.floating))
+        or not 0.0 < float(contamination) <= 0.5
+    ):
+        raise ValueError(
+            f"contamination must be a number in (0, 0.5], got {contamination!r}"
+        )
     return float(contamination)
 
 
@@ -148,7 +164,9 @@ def _type_error(owner: str, name: str, default, value) -> TypeError | None:
     if isinstance(default, bool):
         ok, kind = isinstance(value, (bool, np.bool_)), "True or False"
     elif isinstance(default, (int, np.integer)):
-        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        ok = isinstance(value, (int, np.integer)) and not isinstance(
+            value, (bool, np.bool_)
+        )
         kind = "an integer"
     elif isinstance(default, (float, np.floating)):
         ok = isinstance(value, number) and not isinstance(value, (bool, np.bool_))
@@ -161,8 +179,9 @@ def _type_error(owner: str, name: str, default, value) -> TypeError | None:
         return None
     if ok:
         return None
-    return TypeError(f"{owner}: {name} must be {kind} like its default {default!r}, "
-                     f"got {value!r}")
+    return TypeError(
+        f"{owner}: {name} must be {kind} like its default {default!r}, got {value!r}"
+    )
 
 
 class BaseDetector:
@@ -194,10 +213,18 @@ class BaseDetector:
     #: constructor arguments besides the hyper-parameters, in signature order
     base_parameters: tuple = ("seed", "verbose", "contamination")
 
-    def __init__(self, seed: int = 0, verbose: bool = True, contamination: float = 0.1,
-                 **hyperparameters):
-        if (not isinstance(seed, (int, np.integer)) or isinstance(seed, (bool, np.bool_))
-                or seed < 0):
+    def __init__(
+        self,
+        seed: int = 0,
+        verbose: bool = True,
+        contamination: float = 0.1,
+        **hyperparameters,
+    ):
+        if (
+            not isinstance(seed, (int, np.integer))
+            or isinstance(seed, (bool, np.bool_))
+            or seed < 0
+        ):
             raise TypeError(f"seed must be a non-negative integer, got {seed!r}")
         check_contamination(contamination)
         self.seed, self.verbose, self.contamination = seed, verbose, contamination
@@ -212,8 +239,10 @@ class BaseDetector:
         name = type(self).__name__
         unknown = sorted(set(given) - set(self.defaults))
         if unknown:
-            raise TypeError(f"{name} got unknown hyper-parameters {unknown}; "
-                            f"valid ones are {sorted(self.defaults)}")
+            raise TypeError(
+                f"{name} got unknown hyper-parameters {unknown}; "
+                f"valid ones are {sorted(self.defaults)}"
+            )
         hp = {**self.defaults, **given}
         for key, default in self.defaults.items():
             error = _type_error(name, key, default, hp[key])
@@ -231,24 +260,34 @@ class BaseDetector:
 
     def get_params(self, deep: bool = True) -> dict:
         """The constructor's arguments and every hyper-parameter (scikit-learn's convention)."""
-        return {**{name: getattr(self, name) for name in self.base_parameters},
-                **self.hyperparameters}
+        return {
+            **{name: getattr(self, name) for name in self.base_parameters},
+            **self.hyperparameters,
+        }
 
     def set_params(self, **params):
         """Change constructor arguments or hyper-parameters; checks them all and clears the fit."""
         valid = set(self.get_params())
         unknown = sorted(set(params) - valid)
         if unknown:
-            raise ValueError(f"{type(self).__name__} has no parameters {unknown}; "
-                             f"valid ones are {sorted(valid)}")
+            raise ValueError(
+                f"{type(self).__name__} has no parameters {unknown}; "
+                f"valid ones are {sorted(valid)}"
+            )
         self.__init__(**{**self.get_params(), **params})
         return self
 
     def __repr__(self) -> str:
-        base = [f"{name}={getattr(self, name)!r}" for name in self.base_parameters
-                if name not in ("verbose",)]
-        changed = [f"{k}={v!r}" for k, v in self.hyperparameters.items()
-                   if self.defaults.get(k) != v]
+        base = [
+            f"{name}={getattr(self, name)!r}"
+            for name in self.base_parameters
+            if name not in ("verbose",)
+        ]
+        changed = [
+            f"{k}={v!r}"
+            for k, v in self.hyperparameters.items()
+            if self.defaults.get(k) != v
+        ]
         return f"{type(self).__name__}({', '.join(base + changed)})"
 
     # ------------------------------------------------------------------ PyOD's contract
@@ -274,8 +313,9 @@ class BaseDetector:
         after ``fit`` (OGNet's phase two) calls it again.
         """
         self.decision_scores_ = self.decision_function(X)
-        self.threshold_ = float(np.percentile(self.decision_scores_,
-                                              100.0 * (1.0 - self.contamination)))
+        self.threshold_ = float(
+            np.percentile(self.decision_scores_, 100.0 * (1.0 - self.contamination))
+        )
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
 
     def _check_fitted(self) -> None:
@@ -314,8 +354,10 @@ class BaseDetector:
     def _check_ignored_y(y) -> None:
         # fit(x, 5) meant fit(x, epochs=5) before this API: say so rather than ignore 5
         if y is not None and np.ndim(y) == 0:
-            raise TypeError(f"fit's second argument is y (ignored, as in PyOD), got {y!r}; "
-                            "pass epochs=... by name")
+            raise TypeError(
+                f"fit's second argument is y (ignored, as in PyOD), got {y!r}; "
+                "pass epochs=... by name"
+            )
 
 
 class Detector(BaseDetector):
@@ -352,18 +394,37 @@ class Detector(BaseDetector):
     #: (history key, higher is better) of the rule that needs no labelled anomaly;
     #: ``None`` means a fixed budget: the last epoch
     label_free_criterion: tuple[str, bool] | None = ("val_mean_score", False)
-    base_parameters = ("framework", "seed", "verbose", "contamination", "selection",
-                       "threads")
+    base_parameters = (
+        "framework",
+        "seed",
+        "verbose",
+        "contamination",
+        "selection",
+        "threads",
+    )
 
-    def __init__(self, framework: str | None = None, seed: int = 0, verbose: bool = True,
-                 contamination: float = 0.1, selection: str = "auto",
-                 threads: int | None = None, **hyperparameters):
+    def __init__(
+        self,
+        framework: str | None = None,
+        seed: int = 0,
+        verbose: bool = True,
+        contamination: float = 0.1,
+        selection: str = "auto",
+        threads: int | None = None,
+        **hyperparameters,
+    ):
         self.framework = check_framework(
-            framework if framework is not None else self.default_framework)
+            framework if framework is not None else self.default_framework
+        )
         check_choice(selection, SELECTIONS, "selection")
-        if threads is not None and (not isinstance(threads, (int, np.integer))
-                                    or isinstance(threads, bool) or threads < 1):
-            raise ValueError(f"threads must be None or a positive integer, got {threads!r}")
+        if threads is not None and (
+            not isinstance(threads, (int, np.integer))
+            or isinstance(threads, bool)
+            or threads < 1
+        ):
+            raise ValueError(
+                f"threads must be None or a positive integer, got {threads!r}"
+            )
         self.selection, self.threads = selection, threads
         super().__init__(seed, verbose, contamination, **hyperparameters)
         self.best_epoch_: int | None = None
@@ -392,8 +453,9 @@ class Detector(BaseDetector):
     def backend(self):
         """The framework model (networks, optimisers, training step); available after ``fit`` or ``load``."""
         if self._backend is None:
-            raise RuntimeError(f"{type(self).__name__} has no networks yet: "
-                               "call fit() or load() first")
+            raise RuntimeError(
+                f"{type(self).__name__} has no networks yet: call fit() or load() first"
+            )
         return self._backend
 
     def thread_limit(self):
@@ -404,8 +466,15 @@ class Detector(BaseDetector):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, X, y=None, *, epochs: int | None = None, validation_data=None,
-            batch_size: int | None = None):
+    def fit(
+        self,
+        X,
+        y=None,
+        *,
+        epochs: int | None = None,
+        validation_data=None,
+        batch_size: int | None = None,
+    ):
         """Train on ``X`` (normal samples only; ``y`` is ignored as in PyOD) and return ``self``.
 
         ``validation_data=(x_val, y_val)`` is evaluated after every epoch by
@@ -429,16 +498,23 @@ class Detector(BaseDetector):
         self._check_ignored_y(y)
         x = check_array(X, self.input_kind, "X")
         epochs = self.hyperparameters.get("epochs") if epochs is None else epochs
-        if (not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool)
-                or epochs < 1):
+        if (
+            not isinstance(epochs, (int, np.integer))
+            or isinstance(epochs, bool)
+            or epochs < 1
+        ):
             raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
         batch_size = batch_size or self.hyperparameters["batch_size"]
         x_val = y_val = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            if (
+                not isinstance(validation_data, (tuple, list))
+                or len(validation_data) != 2
+            ):
                 raise TypeError("validation_data must be a tuple (x_val, y_val)")
-            x_val = check_array(validation_data[0], self.input_kind, "x_val",
-                                input_shape=x.shape[1:])
+            x_val = check_array(
+                validation_data[0], self.input_kind, "x_val", input_shape=x.shape[1:]
+            )
             y_val = check_labels(validation_data[1], len(x_val), "y_val")
         criteria = self.selection_criteria(y_val)
         in_force = self._rule_in_force(criteria)
@@ -449,32 +525,60 @@ class Detector(BaseDetector):
         best: dict[str, tuple] = {}  # rule -> (value, epoch, weights)
         with self.thread_limit():
             if self.verbose:
-                print(f"{type(self).__name__} ({self.framework}) training on "
-                      f"{backend.device_name}, {backend.current_threads()} CPU thread(s); "
-                      f"selection: {in_force}")
-            bar = tqdm(range(1, int(epochs) + 1), desc=type(self).__name__, unit="epoch",
-                       disable=not self.verbose)
+                print(
+                    f"{type(self).__name__} ({self.framework}) training on "
+                    f"{backend.device_name}, {backend.current_threads()} CPU thread(s); "
+                    f"selection: {in_force}"
+                )
+            bar = tqdm(
+                range(1, int(epochs) + 1),
+                desc=type(self).__name__,
+                unit="epoch",
+                disable=not self.verbose,
+            )
             for epoch in bar:
-                self._record(epoch=epoch, **self._train_one_epoch(x, batch_size, rng, epoch))
+                self._record(
+                    epoch=epoch, **self._train_one_epoch(x, batch_size, rng, epoch)
+                )
                 if x_val is not None:
                     self._record(**self.validation_values(x_val, y_val))
                     for rule, (key, higher) in criteria.items():
                         value = self.history_[key][-1]
                         old = best.get(rule)
-                        if old is None or (value > old[0] if higher else value < old[0]):
+                        if old is None or (
+                            value > old[0] if higher else value < old[0]
+                        ):
                             best[rule] = (value, epoch, backend.get_weights())
                 self.on_epoch_end(epoch, x, x_val, y_val)
-                bar.set_postfix({k: f"{v[-1]:.4g}" for k, v in self.history_.items()
-                                 if k != "epoch" and v})
+                bar.set_postfix(
+                    {
+                        k: f"{v[-1]:.4g}"
+                        for k, v in self.history_.items()
+                        if k != "epoch" and v
+                    }
+                )
                 patience = self.hyperparameters.get("patience")
-                if patience and in_force in best and epoch - best[in_force][1] >= patience:
+                if (
+                    patience
+                    and in_force in best
+                    and epoch - best[in_force][1] >= patience
+                ):
                     break  # `patience` epochs in a row without improving the rule in force
             bar.close()
-        self._selected = {rule: (epoch, weights) for rule, (_, epoch, weights) in best.items()}
-        self._selected["last"] = (int(self.history_["epoch"][-1]), backend.get_weights())
-        self.selected_epochs_ = {rule: epoch for rule, (epoch, _) in self._selected.items()}
+        self._selected = {
+            rule: (epoch, weights) for rule, (_, epoch, weights) in best.items()
+        }
+        self._selected["last"] = (
+            int(self.history_["epoch"][-1]),
+            backend.get_weights(),
+        )
+        self.selected_epochs_ = {
+            rule: epoch for rule, (epoch, _) in self._selected.items()
+        }
         self._fit_scores: dict[str, np.ndarray] = {}
-        for rule in self._selected:  # the training scores of each rule, for use_selection
+        for (
+            rule
+        ) in self._selected:  # the training scores of each rule, for use_selection
             self._activate(rule)
             self.fit_threshold(x)
             self._fit_scores[rule] = self.decision_scores_
@@ -486,7 +590,7 @@ class Detector(BaseDetector):
         order = rng.permutation(len(x))
         n_batches = 0
         for start in range(0, len(x), batch_size):
-            batch = x[order[start:start + batch_size]]
+            batch = x[order[start : start + batch_size]]
             if len(batch) < 2:  # BatchNorm cannot train on a single sample
                 continue
             for name, value in self.backend.train_step(batch).items():
@@ -494,7 +598,8 @@ class Detector(BaseDetector):
                     raise FloatingPointError(
                         f"{type(self).__name__}: loss '{name}' became {value} at epoch "
                         f"{epoch}, batch {n_batches + 1}; lower the learning rate or check "
-                        "the input scaling")
+                        "the input scaling"
+                    )
                 sums[name] = sums.get(name, 0.0) + float(value)
             n_batches += 1
         return {name: total / max(n_batches, 1) for name, total in sums.items()}
@@ -512,14 +617,20 @@ class Detector(BaseDetector):
 
     def _rule_in_force(self, criteria: dict) -> str:
         if self.selection == "auto":
-            return next((r for r in ("labelled", "normal-only") if r in criteria), "last")
+            return next(
+                (r for r in ("labelled", "normal-only") if r in criteria), "last"
+            )
         if self.selection == "labelled" and "labelled" not in criteria:
-            raise ValueError("selection='labelled' needs validation_data whose labels hold "
-                             "both classes (0 normal, 1 anomaly)")
+            raise ValueError(
+                "selection='labelled' needs validation_data whose labels hold "
+                "both classes (0 normal, 1 anomaly)"
+            )
         if self.selection == "normal-only" and "normal-only" not in criteria:
             if self.label_free_criterion is not None:
-                raise ValueError("selection='normal-only' needs validation_data with "
-                                 "normal samples (y_val == 0)")
+                raise ValueError(
+                    "selection='normal-only' needs validation_data with "
+                    "normal samples (y_val == 0)"
+                )
             return "normal-only"  # a fixed budget: the last epoch stands for the rule
         return self.selection
 
@@ -532,18 +643,25 @@ class Detector(BaseDetector):
         check_choice(rule, SELECTIONS[1:], "rule")
         if not self._selected:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
-        if rule == "normal-only" and rule not in self._selected \
-                and self.label_free_criterion is None:
+        if (
+            rule == "normal-only"
+            and rule not in self._selected
+            and self.label_free_criterion is None
+        ):
             self._selected[rule] = self._selected["last"]  # a fixed budget
             self._fit_scores[rule] = self._fit_scores["last"]
             self.selected_epochs_[rule] = self.selected_epochs_["last"]
         if rule not in self._selected:
-            raise ValueError(f"rule {rule!r} selected nothing in this fit; "
-                             f"available: {sorted(self._selected)}")
+            raise ValueError(
+                f"rule {rule!r} selected nothing in this fit; "
+                f"available: {sorted(self._selected)}"
+            )
         self._activate(rule)
         scores = self._fit_scores[rule]
         self.decision_scores_ = scores
-        self.threshold_ = float(np.percentile(scores, 100.0 * (1.0 - self.contamination)))
+        self.threshold_ = float(
+            np.percentile(scores, 100.0 * (1.0 - self.contamination))
+        )
         self.labels_ = (scores > self.threshold_).astype(np.int64)
         self.selection_ = rule
         return self
@@ -588,12 +706,14 @@ class Detector(BaseDetector):
         parts: dict[str, list] = {}
         with self.thread_limit():
             for start in range(0, len(x), self.score_batch_size):
-                batch = x[start:start + self.score_batch_size]
+                batch = x[start : start + self.score_batch_size]
                 for key, value in self.backend.predict(batch).items():
                     parts.setdefault(key, []).append(value)
         return {key: np.concatenate(values) for key, values in parts.items()}
 
-    def score_from_outputs(self, x: np.ndarray, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    def score_from_outputs(
+        self, x: np.ndarray, outputs: dict[str, np.ndarray]
+    ) -> np.ndarray:
         """The anomaly score of each sample of ``x``, from the networks' ``outputs``."""
         return self.scores_from_outputs(x, outputs)[self.hyperparameters["score"]]
 
@@ -604,7 +724,9 @@ class Detector(BaseDetector):
     def decision_function(self, X) -> np.ndarray:
         """Anomaly scores of ``X``, shape ``(n,)``: higher means more anomalous."""
         x = check_array(X, self.input_kind, "X", input_shape=self._fitted_shape())
-        scores = np.asarray(self.score_from_outputs(x, self.model_outputs(x)), dtype=np.float64)
+        scores = np.asarray(
+            self.score_from_outputs(x, self.model_outputs(x)), dtype=np.float64
+        )
         if scores.shape != (len(x),):
             raise RuntimeError(f"score has shape {scores.shape}, expected ({len(x)},)")
         return scores
@@ -615,12 +737,17 @@ class Detector(BaseDetector):
             return super().score_variants(X)
         x = check_array(X, self.input_kind, "X", input_shape=self._fitted_shape())
         variants = self.scores_from_outputs(x, self.model_outputs(x))
-        return {name: np.asarray(variants[name], dtype=np.float64) for name in self.score_names}
+        return {
+            name: np.asarray(variants[name], dtype=np.float64)
+            for name in self.score_names
+        }
 
     def _fitted_shape(self) -> tuple[int, ...]:
         if self._backend is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() before "
-                               "decision_function()")
+            raise RuntimeError(
+                f"{type(self).__name__} is not fitted: call fit() before "
+                "decision_function()"
+            )
         return self.input_shape_
 
     def _check_fitted(self) -> None:
@@ -632,10 +759,14 @@ class Detector(BaseDetector):
     def save(self, path: str | os.PathLike) -> Path:
         """Save weights, settings and threshold to one ``.npz`` file, tagged with the model and framework."""
         meta = {
-            "format": FORMAT_TAG, "version": FORMAT_VERSION, "model": type(self).__name__,
+            "format": FORMAT_TAG,
+            "version": FORMAT_VERSION,
+            "model": type(self).__name__,
             "params": {k: v for k, v in self.get_params().items() if k != "verbose"},
-            "input_shape": list(self._fitted_shape()), "history": self.history_,
-            "best_epoch": self.best_epoch_, "selection": self.selection_,
+            "input_shape": list(self._fitted_shape()),
+            "history": self.history_,
+            "best_epoch": self.best_epoch_,
+            "selection": self.selection_,
             "threshold": getattr(self, "threshold_", None),
         }
         path = Path(path)
@@ -658,29 +789,44 @@ class Detector(BaseDetector):
             archive = np.load(path, allow_pickle=False)
             meta = json.loads(str(archive["__ganlib__"]))
         except (OSError, ValueError, KeyError) as error:
-            raise ValueError(f"{path} is not a file saved by ganlib's Detector.save "
-                             f"({error})") from None
-        if meta.get("format") != FORMAT_TAG or meta.get("version") not in (1, FORMAT_VERSION):
-            raise ValueError(f"{path}: unknown format {meta.get('format')!r} "
-                             f"version {meta.get('version')!r}")
+            raise ValueError(
+                f"{path} is not a file saved by ganlib's Detector.save ({error})"
+            ) from None
+        if meta.get("format") != FORMAT_TAG or meta.get("version") not in (
+            1,
+            FORMAT_VERSION,
+        ):
+            raise ValueError(
+                f"{path}: unknown format {meta.get('format')!r} "
+                f"version {meta.get('version')!r}"
+            )
         if meta["model"] != cls.__name__:
-            raise ValueError(f"{path} holds a {meta['model']} detector, not a {cls.__name__}; "
-                             f"load it with {meta['model']}.load")
-        params = meta.get("params") or {"framework": meta["framework"], "seed": meta["seed"],
-                                        **meta["hyperparameters"]}
+            raise ValueError(
+                f"{path} holds a {meta['model']} detector, not a {cls.__name__}; "
+                f"load it with {meta['model']}.load"
+            )
+        params = meta.get("params") or {
+            "framework": meta["framework"],
+            "seed": meta["seed"],
+            **meta["hyperparameters"],
+        }
         if framework is not None and check_framework(framework) != params["framework"]:
-            raise ValueError(f"{path} holds a {params['framework']} model, "
-                             f"not a {framework} one")
+            raise ValueError(
+                f"{path} holds a {params['framework']} model, not a {framework} one"
+            )
         detector = cls(**{**params, "verbose": False})
         detector.build(tuple(meta["input_shape"]))
-        detector.backend.set_weights({k[2:]: archive[k] for k in archive.files
-                                      if k.startswith("w:")})
+        detector.backend.set_weights(
+            {k[2:]: archive[k] for k in archive.files if k.startswith("w:")}
+        )
         detector.history_, detector.best_epoch_ = meta["history"], meta["best_epoch"]
         detector.selection_ = meta.get("selection")
         if meta.get("threshold") is not None and "decision_scores" in archive.files:
             detector.threshold_ = float(meta["threshold"])
             detector.decision_scores_ = archive["decision_scores"]
-            detector.labels_ = (detector.decision_scores_ > detector.threshold_).astype(np.int64)
+            detector.labels_ = (detector.decision_scores_ > detector.threshold_).astype(
+                np.int64
+            )
         return detector
 
 
@@ -707,14 +853,18 @@ class TabularOrImageDetector(Detector):
         if len(shape) == 4:
             self.check_image_shape(tuple(shape))
             return "image"
-        raise ValueError(f"{type(self).__name__} takes tabular data of shape (n, features) or "
-                         f"images of shape (n, height, width, channels), got shape {tuple(shape)}")
+        raise ValueError(
+            f"{type(self).__name__} takes tabular data of shape (n, features) or "
+            f"images of shape (n, height, width, channels), got shape {tuple(shape)}"
+        )
 
     def resolved_hyperparameters(self, kind: str) -> dict:
         """The hyper-parameters with the family defaults (where ``None``) filled in for ``kind``."""
         family = self.family_defaults[kind]
-        return {k: (family[k] if v is None and k in family else v)
-                for k, v in self.hyperparameters.items()}
+        return {
+            k: (family[k] if v is None and k in family else v)
+            for k, v in self.hyperparameters.items()
+        }
 
     def build(self, input_shape):
         """Build the network family that samples of ``input_shape`` need (see :meth:`Detector.build`)."""
@@ -731,6 +881,9 @@ class TabularOrImageDetector(Detector):
         if isinstance(X, (str, bytes)) or X is None:
             raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
         self.input_kind = self._kind_of(np.shape(X))
-        batch_size = batch_size or self.resolved_hyperparameters(self.input_kind)["batch_size"]
-        return super().fit(X, y, epochs=epochs, validation_data=validation_data,
-                           batch_size=batch_size)
+        batch_size = (
+            batch_size or self.resolved_hyperparameters(self.input_kind)["batch_size"]
+        )
+        return super().fit(
+            X, y, epochs=epochs, validation_data=validation_data, batch_size=batch_size
+        )

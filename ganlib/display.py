@@ -42,22 +42,33 @@ def source_of_name(reference: str) -> tuple[str, str]:
     module_name, _, qualname = reference.partition(":")
     spec = importlib.util.find_spec(module_name)
     if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
-        raise ValueError(f"no Python source file for module {module_name!r} (in {reference!r})")
+        raise ValueError(
+            f"no Python source file for module {module_name!r} (in {reference!r})"
+        )
     text = Path(spec.origin).read_text(encoding="utf-8")
     if not qualname:
         return text.rstrip(), module_name
     lines, body = text.splitlines(), ast.parse(text).body
     node = None
     for part in qualname.split("."):
-        node = next((n for n in body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
-                     and n.name == part), None)
+        node = next(
+            (
+                n
+                for n in body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                and n.name == part
+            ),
+            None,
+        )
         if node is None:
             raise ValueError(f"{module_name} has no function or class {qualname!r}")
         body = node.body
     start = min([node.lineno] + [d.lineno for d in node.decorator_list]) - 1
-    block = lines[start:node.end_lineno]
+    block = lines[start : node.end_lineno]
     indent = len(block[0]) - len(block[0].lstrip())
-    return "\n".join(line[indent:] for line in block).rstrip(), f"{module_name}.{qualname}"
+    return "\n".join(
+        line[indent:] for line in block
+    ).rstrip(), f"{module_name}.{qualname}"
 
 
 def show_source(*objects) -> SourceBlock:
@@ -79,7 +90,11 @@ def show_source(*objects) -> SourceBlock:
             source, name = source_of_name(obj)
         else:
             module = inspect.getmodule(obj)
-            name = obj.__name__ if inspect.ismodule(obj) else f"{module.__name__}.{obj.__qualname__}"
+            name = (
+                obj.__name__
+                if inspect.ismodule(obj)
+                else f"{module.__name__}.{obj.__qualname__}"
+            )
             source = inspect.getsource(obj).rstrip()
         parts.append(source)
         titles.append(name)

@@ -29,7 +29,9 @@ def is_quick() -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{QUICK_ENV} must be one of 1/0, true/false, yes/no, on/off; got {value!r}")
+    raise ValueError(
+        f"{QUICK_ENV} must be one of 1/0, true/false, yes/no, on/off; got {value!r}"
+    )
 
 
 def iterations(full: int, quick: int = 1) -> int:
@@ -51,7 +53,11 @@ def available_cpus() -> int:
     more than the process is given; more threads than CPUs oversubscribes
     them and can slow PyTorch several-fold.
     """
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cpus = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
     try:
         with open("/sys/fs/cgroup/cpu.max", encoding="utf-8") as handle:
             quota, period = handle.read().split()[:2]
@@ -91,7 +97,11 @@ def hardware() -> str:
                     break
     except OSError:
         pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = (
+        len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else os.cpu_count()
+    )
     text = f"{cpu}, {cores} CPU cores available, Python {platform.python_version()} on {platform.system()}"
     import sys
 

@@ -19,8 +19,12 @@ from sklearn.preprocessing import MinMaxScaler
 from ganlib.alad import ALAD
 from ganlib.alocc import ALOCC
 from ganlib.autoencoder import ConvAutoencoder
-from ganlib.baselines import (IsolationForestDetector, KNNDetector, OneClassSVMDetector,
-                              PCADetector)
+from ganlib.baselines import (
+    IsolationForestDetector,
+    KNNDetector,
+    OneClassSVMDetector,
+    PCADetector,
+)
 from ganlib.egbad import EGBAD
 from ganlib.ganomaly import GANomaly
 from ganlib.ognet import OGNet
@@ -35,11 +39,14 @@ NEURAL = {
     "alad": (ALAD, {"learning_rate": 1e-4}, "tabular"),
 }
 BASELINES = {
-    "pca": PCADetector, "iforest": IsolationForestDetector,
-    "ocsvm": OneClassSVMDetector, "knn": KNNDetector,
+    "pca": PCADetector,
+    "iforest": IsolationForestDetector,
+    "ocsvm": OneClassSVMDetector,
+    "knn": KNNDetector,
 }
-CASES = ([(name, fw) for name in NEURAL for fw in ("torch", "keras")]
-         + [(name, None) for name in BASELINES])
+CASES = [(name, fw) for name in NEURAL for fw in ("torch", "keras")] + [
+    (name, None) for name in BASELINES
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +54,17 @@ def samples(mnist_digit1):
     """60 training samples of each kind, and 40 test samples with both labels."""
     x_train, x_test, y_test = mnist_digit1
     rng = np.random.default_rng(0)
-    test = np.concatenate([np.flatnonzero(y_test == 0)[:20], np.flatnonzero(y_test == 1)[:20]])
+    test = np.concatenate(
+        [np.flatnonzero(y_test == 0)[:20], np.flatnonzero(y_test == 1)[:20]]
+    )
     rows = rng.normal(size=(100, 12)).astype(np.float32)
     return {
         "image": (x_train[:60], x_test[test], y_test[test]),
-        "tabular": (rows[:60], np.concatenate([rows[60:80], rows[80:] + 3.0]),
-                    np.repeat([0, 1], 20)),
+        "tabular": (
+            rows[:60],
+            np.concatenate([rows[60:80], rows[80:] + 3.0]),
+            np.repeat([0, 1], 20),
+        ),
     }
 
 
@@ -60,7 +72,9 @@ def _make(name, framework, **extra):
     if framework is None:
         return BASELINES[name](seed=0, verbose=False, **extra), "tabular"
     detector_class, small, kind = NEURAL[name]
-    return detector_class(framework=framework, seed=0, verbose=False, **small, **extra), kind
+    return detector_class(
+        framework=framework, seed=0, verbose=False, **small, **extra
+    ), kind
 
 
 @pytest.mark.parametrize("name, framework", CASES, ids=lambda v: str(v))
@@ -74,7 +88,9 @@ def test_pyod_contract(name, framework, samples):
     assert scores.shape == (len(x),) and np.all(np.isfinite(scores))
     assert abs(detector.labels_.mean() - 0.2) <= 0.05
     assert detector.threshold_ == pytest.approx(np.percentile(scores, 80))
-    if name != "knn":  # kNN's training scores leave each sample out of its own neighbours
+    if (
+        name != "knn"
+    ):  # kNN's training scores leave each sample out of its own neighbours
         np.testing.assert_array_equal(detector.predict(x), detector.labels_)
     predicted = detector.predict(x_test)
     assert predicted.dtype.kind == "i" and set(np.unique(predicted)) <= {0, 1}
@@ -91,8 +107,9 @@ def test_pyod_contract(name, framework, samples):
     score = detector.get_params()["score"] if "score" in detector.get_params() else None
     if score is not None:
         assert tuple(variants) == detector.score_names
-        np.testing.assert_allclose(variants[score], detector.decision_function(x_test),
-                                   rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            variants[score], detector.decision_function(x_test), rtol=1e-6, atol=1e-8
+        )
 
     twin = clone(detector)
     assert twin.get_params() == detector.get_params()
@@ -118,7 +135,8 @@ def test_both_selection_rules_come_from_one_run(name, samples):
     from ganlib import metrics
 
     assert metrics.auroc(y_val, detector.decision_function(x_val)) == pytest.approx(
-        max(detector.history_["val_auroc"]))
+        max(detector.history_["val_auroc"])
+    )
     detector.use_selection("normal-only")
     assert detector.best_epoch_ == normal_only and detector.selection_ == "normal-only"
     with pytest.raises(ValueError, match="rule must be one of"):
@@ -126,13 +144,25 @@ def test_both_selection_rules_come_from_one_run(name, samples):
 
 
 def test_parameters_follow_scikit_learn(samples):
-    detector = GANomaly(framework="torch", verbose=False, base_filters=8, contamination=0.05)
+    detector = GANomaly(
+        framework="torch", verbose=False, base_filters=8, contamination=0.05
+    )
     params = detector.get_params()
-    assert {"framework", "seed", "contamination", "selection", "threads", "base_filters",
-            "score"} <= set(params)
+    assert {
+        "framework",
+        "seed",
+        "contamination",
+        "selection",
+        "threads",
+        "base_filters",
+        "score",
+    } <= set(params)
     assert params["base_filters"] == 8 and params["contamination"] == 0.05
     assert detector.set_params(latent_dim=12) is detector
-    assert detector.get_params()["latent_dim"] == 12 and detector.get_params()["base_filters"] == 8
+    assert (
+        detector.get_params()["latent_dim"] == 12
+        and detector.get_params()["base_filters"] == 8
+    )
     with pytest.raises(ValueError, match="has no parameters \\['depth'\\]"):
         detector.set_params(depth=3)
     # a detector as the last step of a scikit-learn pipeline
@@ -142,13 +172,19 @@ def test_parameters_follow_scikit_learn(samples):
     assert set(np.unique(pipeline.predict(x_test))) <= {0, 1}
 
 
-@pytest.mark.parametrize("make", [
-    lambda **kw: ConvAutoencoder(verbose=False, **kw),
-    lambda **kw: PCADetector(verbose=False, **kw),
-], ids=["neural", "baseline"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: ConvAutoencoder(verbose=False, **kw),
+        lambda **kw: PCADetector(verbose=False, **kw),
+    ],
+    ids=["neural", "baseline"],
+)
 def test_contract_errors(make, samples):
     for bad in (0.0, 0.6, -0.1, True, "0.1"):
-        with pytest.raises(ValueError, match=r"contamination must be a number in \(0, 0.5\]"):
+        with pytest.raises(
+            ValueError, match=r"contamination must be a number in \(0, 0.5\]"
+        ):
             make(contamination=bad)
     detector = make()
     x = samples["image"][0]
@@ -160,7 +196,9 @@ def test_contract_errors(make, samples):
 
 
 def test_unknown_scores_and_mistyped_hyperparameters_are_refused():
-    with pytest.raises(ValueError, match="score must be one of .*'d_of_reconstruction'"):
+    with pytest.raises(
+        ValueError, match="score must be one of .*'d_of_reconstruction'"
+    ):
         ALOCC(score="d_of_everything")
     with pytest.raises(ValueError, match="score must be one of .*'latent'"):
         GANomaly(score="pixels")
@@ -187,15 +225,17 @@ def test_a_detector_leaves_global_state_as_it_found_it(samples):
     random.seed(123)
     np.random.seed(123)
     for framework in ("torch", "keras"):
-        GANomaly(framework=framework, verbose=False, base_filters=8, latent_dim=16,
-                 threads=1).fit(x, epochs=1)
+        GANomaly(
+            framework=framework, verbose=False, base_filters=8, latent_dim=16, threads=1
+        ).fit(x, epochs=1)
     assert torch.get_num_threads() == threads
     assert torch.tensor(1e-40, dtype=torch.float32).item() != 0.0  # no flush-denormal
     assert random.random() == expected_python and np.random.random() == expected_numpy
 
 
-@pytest.mark.parametrize("framework, absent", [("torch", ("tensorflow", "keras")),
-                                               ("keras", ("torch",))])
+@pytest.mark.parametrize(
+    "framework, absent", [("torch", ("tensorflow", "keras")), ("keras", ("torch",))]
+)
 def test_a_fit_imports_only_its_framework(framework, absent):
     code = (
         "import sys, numpy as np\n"

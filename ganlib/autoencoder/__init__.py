@@ -37,8 +37,13 @@ class ConvAutoencoder(Detector):
         "keras": "ganlib.autoencoder.keras_model:AutoencoderKeras",
     }
     default_framework = "torch"
-    defaults = {"latent_dim": 32, "learning_rate": 1e-3, "batch_size": 128, "epochs": 20,
-                "score": "reconstruction_error"}
+    defaults = {
+        "latent_dim": 32,
+        "learning_rate": 1e-3,
+        "batch_size": 128,
+        "epochs": 20,
+        "score": "reconstruction_error",
+    }
     score_names = ("reconstruction_error",)
     input_kind = "image"
 
@@ -46,13 +51,17 @@ class ConvAutoencoder(Detector):
         """Train on normal images ``X`` (see :meth:`ganlib.detector.Detector.fit`)."""
         shape = np.shape(X)
         if len(shape) == 4 and (shape[1] % 4 or shape[2] % 4):
-            raise ValueError("ConvAutoencoder needs height and width divisible by 4, "
-                             f"got {shape[1]}x{shape[2]}")
+            raise ValueError(
+                "ConvAutoencoder needs height and width divisible by 4, "
+                f"got {shape[1]}x{shape[2]}"
+            )
         return super().fit(X, y, **kwargs)
 
     def scores_from_outputs(self, x, outputs):
         """The one score, the mean squared reconstruction error. Shown in chapters/01_setting.ipynb."""
-        return {"reconstruction_error": reconstruction_error(x, outputs["reconstruction"])}
+        return {
+            "reconstruction_error": reconstruction_error(x, outputs["reconstruction"])
+        }
 
     def reconstruct(self, X) -> np.ndarray:
         """Reconstructions of ``X`` in inference mode, in the shape and range of ``X``."""

@@ -5,10 +5,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..backend_torch import ChannelsLastFlatten, ChannelsLastUnflatten, TorchBackend, glorot_init
+from ..backend_torch import (
+    ChannelsLastFlatten,
+    ChannelsLastUnflatten,
+    TorchBackend,
+    glorot_init,
+)
 
 
-def build_encoder(channels: int, height: int, width: int, latent_dim: int) -> nn.Sequential:
+def build_encoder(
+    channels: int, height: int, width: int, latent_dim: int
+) -> nn.Sequential:
     """Image (N, C, H, W) -> code (N, latent_dim)."""
     return nn.Sequential(
         nn.Conv2d(channels, 32, kernel_size=4, stride=2, padding=1),
@@ -21,7 +28,9 @@ def build_encoder(channels: int, height: int, width: int, latent_dim: int) -> nn
     )
 
 
-def build_decoder(channels: int, height: int, width: int, latent_dim: int) -> nn.Sequential:
+def build_decoder(
+    channels: int, height: int, width: int, latent_dim: int
+) -> nn.Sequential:
     """Code (N, latent_dim) -> image (N, C, H, W) in [0, 1]."""
     return nn.Sequential(
         nn.Linear(latent_dim, 64 * (height // 4) * (width // 4)),
@@ -40,11 +49,17 @@ class AutoencoderTorch(TorchBackend):
         super().__init__(input_shape, hyperparameters, seed)
         height, width, channels = self.input_shape
         latent = self.hp["latent_dim"]
-        self.autoencoder = nn.Sequential(build_encoder(channels, height, width, latent),
-                                         build_decoder(channels, height, width, latent)).to(self.device)
-        self.autoencoder.apply(glorot_init)  # Keras' default, so both twins start from the same distribution
+        self.autoencoder = nn.Sequential(
+            build_encoder(channels, height, width, latent),
+            build_decoder(channels, height, width, latent),
+        ).to(self.device)
+        self.autoencoder.apply(
+            glorot_init
+        )  # Keras' default, so both twins start from the same distribution
         self.networks = {"autoencoder": self.autoencoder}
-        self.optimizer = torch.optim.Adam(self.autoencoder.parameters(), lr=self.hp["learning_rate"])
+        self.optimizer = torch.optim.Adam(
+            self.autoencoder.parameters(), lr=self.hp["learning_rate"]
+        )
 
     def train_step(self, batch):
         self.train_mode(True)
@@ -56,4 +71,6 @@ class AutoencoderTorch(TorchBackend):
         return {"loss": loss.item()}
 
     def outputs(self, batch):
-        return {"reconstruction": self.to_numpy(self.autoencoder(self.to_tensor(batch)))}
+        return {
+            "reconstruction": self.to_numpy(self.autoencoder(self.to_tensor(batch)))
+        }
