@@ -124,7 +124,10 @@ def _hash_file(path: Path, algorithm: str = "sha256", gunzip: bool = False) -> s
 
 
 def verify(path: str | os.PathLike, entry: RemoteFile) -> Path:
-    """Check ``path`` against ``entry``'s known hash; raise :class:`DataIntegrityError` if it differs."""
+    """Check ``path`` against ``entry``'s known hash; raise :class:`DataIntegrityError` if not.
+
+    Shown in chapters/01_setting.ipynb.
+    """
     path = Path(path)
     actual = _hash_file(path)
     if actual == entry.sha256:

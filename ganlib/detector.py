@@ -494,6 +494,8 @@ class Detector(BaseDetector):
         in a row have not improved the rule in force.  Afterwards
         ``decision_scores_``, ``threshold_`` and ``labels_`` hold PyOD's
         training-set scores and threshold at ``contamination``.
+
+        Shown in chapters/01_setting.ipynb.
         """
         self._check_ignored_y(y)
         x = check_array(X, self.input_kind, "X")

@@ -54,14 +54,20 @@ def roc_curve(y_true, scores):
 
 
 def threshold_at_contamination(scores, contamination: float) -> float:
-    """The score above which the top ``contamination`` share of ``scores`` lies."""
+    """The score above which the top ``contamination`` share of ``scores`` lies.
+
+    Shown in chapters/01_setting.ipynb.
+    """
     if not 0.0 < contamination < 1.0:
         raise ValueError(f"contamination must be in (0, 1), got {contamination!r}")
     return float(np.percentile(np.asarray(scores, dtype=np.float64), 100.0 * (1.0 - contamination)))
 
 
 def precision_recall_f1(y_true, scores, contamination: float) -> dict[str, float]:
-    """Precision, recall and F1 when the top ``contamination`` share of scores is flagged anomalous."""
+    """Precision, recall and F1 when the top ``contamination`` share of scores is flagged anomalous.
+
+    Shown in chapters/01_setting.ipynb.
+    """
     y, s = _check(y_true, scores)
     predicted = (s >= threshold_at_contamination(s, contamination)).astype(np.int64)
     precision, recall, f1, _ = _sk.precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)

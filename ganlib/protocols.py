@@ -136,6 +136,8 @@ def one_class_normal(normal_class: int, dataset: str = "mnist", *, val_fraction:
     ALAD pools train and test before splitting and ALOCC samples 10-50 %
     outliers into the test set; the chapters derive those variants from this
     split and say so.
+
+    Shown in chapters/01_setting.ipynb.
     """
     normal_class = _check_class(normal_class, "normal_class")
     val_fraction = _check_fraction(val_fraction, "val_fraction")

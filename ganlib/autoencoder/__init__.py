@@ -19,7 +19,10 @@ from ..detector import Detector
 
 
 def reconstruction_error(x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
-    """Per-sample mean squared error between ``x`` and its reconstruction ``x_hat`` (any trailing shape)."""
+    """Per-sample mean squared error between ``x`` and its reconstruction ``x_hat``.
+
+    Any trailing shape.  Shown in chapters/01_setting.ipynb.
+    """
     return np.mean(np.square(x - x_hat).reshape(len(x), -1), axis=1)
 
 
