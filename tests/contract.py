@@ -64,3 +64,41 @@ def assert_rejects_bad_input(detector_class, x, framework: str = "torch", **hype
     other_shape = np.zeros((2, *x.shape[1:-1], x.shape[-1] - 1), np.float32)
     with pytest.raises(ValueError, match="the detector was fitted on"):
         detector.decision_function(other_shape)
+
+
+def train_twins_alike(torch_backend, keras_backend, batches, probe, perturbed_backend=None):
+    """Feed both twins the same batches and compare losses and inference outputs after each step.
+
+    The twins start from the same weights (the caller copies them).  Returns
+    the largest absolute difference of the losses and of the ``probe``'s
+    inference outputs over the steps, for the twins and, when
+    ``perturbed_backend`` is given (a copy of the PyTorch twin whose weights
+    were nudged by about 1e-6), for PyTorch against that copy: the chaos
+    baseline, how far two runs drift apart from round-off alone.
+    """
+
+    def largest(a: dict, b: dict) -> float:
+        return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
+
+    gaps = {"loss": 0.0, "outputs": 0.0, "chaos_loss": 0.0, "chaos_outputs": 0.0}
+    for batch in batches:
+        losses = torch_backend.train_step(batch)
+        gaps["loss"] = max(gaps["loss"], largest(losses, keras_backend.train_step(batch)))
+        outputs = torch_backend.predict(probe)
+        gaps["outputs"] = max(gaps["outputs"], largest(outputs, keras_backend.predict(probe)))
+        if perturbed_backend is not None:
+            chaos = perturbed_backend.train_step(batch)
+            gaps["chaos_loss"] = max(gaps["chaos_loss"], largest(losses, chaos))
+            chaos_outputs = perturbed_backend.predict(probe)
+            gaps["chaos_outputs"] = max(gaps["chaos_outputs"], largest(outputs, chaos_outputs))
+    return gaps
+
+
+def perturbed_copy(backend_factory, weights: dict, scale: float = 1e-6, seed: int = 0):
+    """A new framework model with ``weights`` nudged by relative noise of ``scale`` (chaos baseline)."""
+    rng = np.random.default_rng(seed)
+    backend = backend_factory()
+    nudged = {k: (v * (1 + scale * rng.standard_normal(v.shape)).astype(v.dtype)
+                  if np.issubdtype(v.dtype, np.floating) else v) for k, v in weights.items()}
+    backend.set_weights(nudged)
+    return backend
