@@ -46,6 +46,18 @@ class Backend:
         """A context in which the framework computes on ``threads`` CPU threads."""
         return contextlib.nullcontext()
 
+    @classmethod
+    def build_scope(cls, precision: str):
+        """A context in which the networks are built, for ``precision`` (see ``Detector``)."""
+        return contextlib.nullcontext()
+
+    def finish_build(self, precision: str) -> None:
+        """Called once the networks exist, with the detector's ``precision``."""
+
+    def precision_scope(self, precision: str):
+        """A context in which training steps and scoring compute in ``precision``."""
+        return contextlib.nullcontext()
+
     def current_threads(self) -> int:
         """The CPU threads the framework computes on now."""
         raise NotImplementedError

@@ -9,6 +9,7 @@ detector is built with ``framework="keras"``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -56,6 +57,18 @@ def dcgan_initializer(seed: int | None = None):
     return keras.initializers.RandomNormal(0.0, 0.02, seed=seed)
 
 
+def _output_layers(model) -> list:
+    """The innermost layers that produce ``model``'s outputs (nested models unwrapped)."""
+    if isinstance(model, keras.Sequential):
+        return _output_layers(model.layers[-1])
+    if isinstance(model, keras.Model) and getattr(model, "outputs", None):
+        layers = []
+        for tensor in keras.tree.flatten(model.outputs):
+            layers += _output_layers(tensor._keras_history.operation)
+        return layers
+    return [model]
+
+
 def batch_norm(**kwargs):
     """``BatchNormalization`` with PyTorch's constants (momentum 0.1 = Keras 0.9, epsilon 1e-5).
 
@@ -100,13 +113,53 @@ class KerasBackend(Backend):
             tf.config.threading.get_intra_op_parallelism_threads() or available_cpus()
         )
 
+    def finish_build(self, precision: str) -> None:
+        """Under mixed precision, make every network's output layers compute in float32.
+
+        Inputs and losses are float32; a network built under ``mixed_bfloat16``
+        returns bfloat16, which TensorFlow will not subtract from a float32
+        tensor.  Keras' advice is a float32 last layer, which also keeps the
+        losses' precision.
+        """
+        if precision != "bfloat16":
+            return
+        for network in self.networks.values():
+            for layer in _output_layers(network):
+                layer.dtype_policy = keras.DTypePolicy("float32")
+
     @staticmethod
     def to_tensor(batch: np.ndarray) -> tf.Tensor:
         return tf.convert_to_tensor(np.asarray(batch, dtype=np.float32))
 
     @staticmethod
     def to_numpy(tensor) -> np.ndarray:
-        return keras.ops.convert_to_numpy(tensor)
+        array = keras.ops.convert_to_numpy(tensor)
+        # bfloat16 (mixed precision) becomes float32, the dtype scores are computed in
+        return (
+            array
+            if array.dtype in (np.float32, np.float64)
+            else array.astype(np.float32)
+        )
+
+    @classmethod
+    @contextlib.contextmanager
+    def build_scope(cls, precision: str):
+        """Build the networks under Keras' ``mixed_bfloat16`` policy when asked, then restore it.
+
+        Keras fixes a layer's dtype policy when the layer is created: the
+        global policy is switched only while this detector's layers are made,
+        so other Keras models of the process keep theirs.  Variables stay
+        float32; layers compute in bfloat16.
+        """
+        if precision != "bfloat16":
+            yield
+            return
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        try:
+            yield
+        finally:
+            keras.config.set_dtype_policy(previous)
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """``outputs`` in inference mode: subclasses call their networks with ``training=False``."""

@@ -130,8 +130,21 @@ class TorchBackend(Backend):
     @staticmethod
     def to_numpy(tensor: torch.Tensor) -> np.ndarray:
         """Tensor to NumPy; image maps go back from NCHW to NHWC."""
-        array = tensor.detach().cpu().numpy()
+        # bfloat16 (mixed precision) has no NumPy type: scores are computed in float32
+        array = tensor.detach().float().cpu().numpy()
         return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
+
+    def precision_scope(self, precision: str):
+        """``torch.autocast`` to bfloat16 on the model's device when ``precision="bfloat16"``.
+
+        Weights, optimiser states and losses stay float32; matrix products and
+        convolutions run in bfloat16, which CPUs with AVX-512 BF16 or AMX and
+        every recent GPU compute natively.  bfloat16 keeps float32's exponent
+        range, so no loss scaling is needed (unlike float16).
+        """
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+        )
 
     @contextlib.contextmanager
     def thread_limit(self, threads: int | None):

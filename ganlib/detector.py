@@ -47,6 +47,7 @@ from . import metrics
 
 FRAMEWORKS = ("torch", "keras")
 SELECTIONS = ("auto", "labelled", "normal-only", "last")
+PRECISIONS = ("float32", "bfloat16")
 PROBABILITY_METHODS = ("linear", "unify")
 FORMAT_TAG = "ganlib-detector"
 FORMAT_VERSION = 2
@@ -377,6 +378,11 @@ class Detector(BaseDetector):
     selection:
         Which epoch's weights :meth:`fit` keeps (see :meth:`fit`): ``"auto"``,
         ``"labelled"``, ``"normal-only"`` or ``"last"``.
+    precision:
+        ``"float32"`` (default) or ``"bfloat16"``: mixed precision, where
+        weights stay float32 and the networks compute in bfloat16
+        (``torch.autocast`` in PyTorch, the ``mixed_bfloat16`` policy in Keras).
+        Faster on CPUs with bfloat16 instructions and on GPUs.
     threads:
         CPU threads for PyTorch while this detector trains and scores (restored
         afterwards); ``None`` keeps PyTorch's setting, capped at the CPUs this
@@ -401,6 +407,7 @@ class Detector(BaseDetector):
         "contamination",
         "selection",
         "threads",
+        "precision",
     )
 
     def __init__(
@@ -411,6 +418,7 @@ class Detector(BaseDetector):
         contamination: float = 0.1,
         selection: str = "auto",
         threads: int | None = None,
+        precision: str = "float32",
         **hyperparameters,
     ):
         self.framework = check_framework(
@@ -425,7 +433,8 @@ class Detector(BaseDetector):
             raise ValueError(
                 f"threads must be None or a positive integer, got {threads!r}"
             )
-        self.selection, self.threads = selection, threads
+        check_choice(precision, PRECISIONS, "precision")
+        self.selection, self.threads, self.precision = selection, threads, precision
         super().__init__(seed, verbose, contamination, **hyperparameters)
         self.best_epoch_: int | None = None
         self.selected_epochs_: dict[str, int] = {}
@@ -444,8 +453,9 @@ class Detector(BaseDetector):
         module_name, class_name = self.backends[self.framework].split(":")
         backend_class = getattr(importlib.import_module(module_name), class_name)
         backend_class.prepare_threads(self.threads)
-        with _global_random_state_kept():
+        with _global_random_state_kept(), backend_class.build_scope(self.precision):
             self._backend = backend_class(input_shape, self.hyperparameters, self.seed)
+        self._backend.finish_build(self.precision)
         self.input_shape_ = tuple(input_shape)
         return self._backend
 
@@ -458,11 +468,19 @@ class Detector(BaseDetector):
             )
         return self._backend
 
-    def thread_limit(self):
-        """A context in which the framework uses ``cpu_threads`` threads, restored on exit."""
+    @contextlib.contextmanager
+    def compute_scope(self):
+        """The context every training step and scoring pass runs in: threads and precision.
+
+        PyTorch's thread count is set to ``threads`` and restored on exit;
+        with ``precision="bfloat16"`` the networks compute in bfloat16.
+        """
         if self._backend is None:
-            return contextlib.nullcontext()
-        return self._backend.thread_limit(self.threads)
+            yield
+            return
+        with self._backend.thread_limit(self.threads):
+            with self._backend.precision_scope(self.precision):
+                yield
 
     # ------------------------------------------------------------------ training
 
@@ -525,7 +543,7 @@ class Detector(BaseDetector):
         rng = np.random.default_rng(self.seed)
         self.history_ = {"epoch": []}
         best: dict[str, tuple] = {}  # rule -> (value, epoch, weights)
-        with self.thread_limit():
+        with self.compute_scope():
             if self.verbose:
                 print(
                     f"{type(self).__name__} ({self.framework}) training on "
@@ -706,7 +724,7 @@ class Detector(BaseDetector):
         """The networks' outputs on ``X`` in inference mode, batch by batch, concatenated."""
         x = check_array(X, self.input_kind, "X", input_shape=self._fitted_shape())
         parts: dict[str, list] = {}
-        with self.thread_limit():
+        with self.compute_scope():
             for start in range(0, len(x), self.score_batch_size):
                 batch = x[start : start + self.score_batch_size]
                 for key, value in self.backend.predict(batch).items():

@@ -67,16 +67,22 @@ def measure(
     steps: int = 20,
     score_samples: int = 512,
     threads: int = 1,
+    precision: str = "float32",
 ) -> dict:
     """One block: build the twin, warm up, time ``steps`` training steps and one scoring pass."""
     path, hyperparameters, shape = MODELS[model]
     detector = _detector_class(path)(
-        framework=framework, seed=0, verbose=False, threads=threads, **hyperparameters
+        framework=framework,
+        seed=0,
+        verbose=False,
+        threads=threads,
+        precision=precision,
+        **hyperparameters,
     )
     backend = detector.build(shape)
     batch = _samples(shape, batch_size)
     to_score = _samples(shape, score_samples, seed=1)
-    with detector.thread_limit():
+    with detector.compute_scope():
         backend.train_step(batch)  # warm-up: tracing, allocator
         detector.model_outputs(to_score[:batch_size])
         start = time.perf_counter()
@@ -94,9 +100,14 @@ def measure(
 
 
 def speed_table(
-    models=tuple(MODELS), frameworks=("torch", "keras"), *, blocks: int = 3, **options
+    models=tuple(MODELS),
+    frameworks=("torch", "keras"),
+    precisions=("float32",),
+    *,
+    blocks: int = 3,
+    **options,
 ):
-    """Median samples/s over ``blocks`` alternating blocks, one row per model and framework."""
+    """Median samples/s over ``blocks`` alternating blocks, a row per model, precision, framework."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -104,30 +115,30 @@ def speed_table(
     if unknown:
         raise ValueError(f"unknown models {unknown}; valid ones are {sorted(MODELS)}")
     runs: dict[tuple, list] = {}
-    jobs = [(m, f) for m in models for _ in range(blocks) for f in frameworks]
-    for model, framework in tqdm(jobs, desc="speed", unit="block"):
-        runs.setdefault((model, framework), []).append(
-            measure(model, framework, **options)
-        )
+    jobs = [
+        (m, p, f)
+        for m in models
+        for p in precisions
+        for _ in range(blocks)
+        for f in frameworks
+    ]
+    for model, precision, framework in tqdm(jobs, desc="speed", unit="block"):
+        result = measure(model, framework, precision=precision, **options)
+        runs.setdefault((model, precision, framework), []).append(result)
     rows = []
-    for (model, framework), blocks_ in runs.items():
+    for (model, precision, framework), results in runs.items():
+        train = [r["train_samples_per_s"] for r in results]
         rows.append(
             {
                 "model": model,
+                "precision": precision,
                 "framework": framework,
-                "device": blocks_[0]["device"],
-                "train samples/s": statistics.median(
-                    b["train_samples_per_s"] for b in blocks_
-                ),
+                "device": results[0]["device"],
+                "train samples/s": statistics.median(train),
                 "score samples/s": statistics.median(
-                    b["score_samples_per_s"] for b in blocks_
+                    r["score_samples_per_s"] for r in results
                 ),
-                "train spread %": 100
-                * (
-                    max(b["train_samples_per_s"] for b in blocks_)
-                    / min(b["train_samples_per_s"] for b in blocks_)
-                    - 1
-                ),
+                "train spread %": 100 * (max(train) / min(train) - 1),
             }
         )
     return pd.DataFrame(rows)
@@ -158,6 +169,9 @@ def main(argv=None) -> None:
         choices=["torch", "keras"],
     )
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--precisions", nargs="+", default=["float32"], choices=["float32", "bfloat16"]
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--blocks", type=int, default=3)
@@ -179,6 +193,7 @@ def main(argv=None) -> None:
     table = speed_table(
         args.models,
         args.frameworks,
+        args.precisions,
         blocks=args.blocks,
         threads=args.threads,
         batch_size=args.batch_size,

@@ -248,3 +248,21 @@ def test_a_fit_imports_only_its_framework(framework, absent):
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("framework", ["torch", "keras"])
+def test_mixed_precision_trains_and_leaves_the_policy_alone(framework, mnist_digit1):
+    from ganlib import metrics
+
+    x_train, x_test, y_test = mnist_digit1
+    detector = ConvAutoencoder(framework=framework, verbose=False, precision="bfloat16")
+    detector.fit(x_train, epochs=2)  # as the float32 learning test, which reaches 0.95
+    scores = detector.decision_function(x_test)
+    assert scores.dtype == np.float64 and np.all(np.isfinite(scores))
+    assert metrics.auroc(y_test, scores) > 0.9
+    if framework == "keras":
+        import keras
+
+        assert keras.config.dtype_policy().name == "float32"
+    with pytest.raises(ValueError, match="precision must be one of"):
+        ConvAutoencoder(precision="float16")
