@@ -18,8 +18,8 @@ def _twins(shape, **hyperparameters):
 
     from ganlib.backend_torch import glorot_init
 
-    torch_model = ALOCC(framework="torch", verbose=False, **hyperparameters)._build_backend(shape)
-    keras_model = ALOCC(framework="keras", verbose=False, **hyperparameters)._build_backend(shape)
+    torch_model = ALOCC(framework="torch", verbose=False, **hyperparameters).build(shape)
+    keras_model = ALOCC(framework="keras", verbose=False, **hyperparameters).build(shape)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for network in torch_model.networks.values():
@@ -85,7 +85,7 @@ def test_short_training_learns_to_detect(framework, mnist_digit1):
     """One epoch on 2000 images of digit 1: R's reconstruction error separates the other digits."""
     x_train, x_test, y_test = mnist_digit1
     untrained = ALOCC(framework=framework, seed=0, verbose=False, score="reconstruction_error")
-    untrained._build_backend(x_train.shape[1:])
+    untrained.build(x_train.shape[1:])
     untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
     trained = ALOCC(framework=framework, seed=0, verbose=False, score="reconstruction_error")
     trained.fit(x_train, epochs=1)
@@ -97,23 +97,32 @@ def test_short_training_learns_to_detect(framework, mnist_digit1):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_selection_keeps_the_epoch_with_the_lowest_validation_reconstruction_error(framework, mnist_digit1):
+    """Section 3.3's rule is the normal-only one; the labelled rule picks on val_auroc of ``score``."""
     x_train, x_test, y_test = mnist_digit1
-    detector = ALOCC(framework=framework, seed=0, verbose=False)
-    detector.fit(x_train[:600], epochs=3, validation_data=(x_test[:300], y_test[:300]))
+    x_val, y_val = x_test[:300], y_test[:300]
+    detector = ALOCC(framework=framework, seed=0, verbose=False, selection="normal-only")
+    detector.fit(x_train[:600], epochs=3, validation_data=(x_val, y_val))
     errors = detector.history_["val_reconstruction_error"]
-    assert detector.best_epoch_ == int(np.argmin(errors)) + 1
+    assert detector.best_epoch_ == detector.selected_epochs_["normal-only"] == int(np.argmin(errors)) + 1
     assert {f"val_auroc_{name}" for name in SCORES} <= set(detector.history_)
-    restored = detector.scores(x_test[:300])["reconstruction_error"][y_test[:300] == 0].mean()
+    assert detector.history_["val_auroc"] == detector.history_["val_auroc_d_of_reconstruction"]
+    restored = detector.score_variants(x_val)["reconstruction_error"][y_val == 0].mean()
     assert restored == pytest.approx(min(errors), rel=1e-5)
+    detector.use_selection("labelled")
+    assert detector.best_epoch_ == int(np.argmax(detector.history_["val_auroc"])) + 1
+    assert metrics.auroc(y_val, detector.decision_function(x_val)) == pytest.approx(
+        max(detector.history_["val_auroc"]), rel=1e-5)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_scores_are_the_papers_three_and_decision_function_picks_one(framework, mnist_digit1):
     x_train, x_test, _ = mnist_digit1
     detector = ALOCC(framework=framework, seed=0, verbose=False).fit(x_train[:300], epochs=1)
-    scores = detector.scores(x_test[:50])
+    scores = detector.score_variants(x_test[:50])
     assert set(scores) == set(SCORES)
     outputs = detector.model_outputs(x_test[:50])
+    reconstruction = detector.reconstruct(x_test[:50])  # the input's shape and range
+    assert reconstruction.shape == x_test[:50].shape and 0 <= reconstruction.min() <= reconstruction.max() <= 1
     np.testing.assert_allclose(scores["d_of_reconstruction"], -outputs["d_logit_reconstruction"][:, 0])
     np.testing.assert_allclose(detector.decision_function(x_test[:50]), scores["d_of_reconstruction"])
     detector.hyperparameters["score"] = "d_of_input"
@@ -126,7 +135,7 @@ def test_same_seed_same_scores(framework, mnist_digit1):
 
     def scores(seed):
         detector = ALOCC(framework=framework, seed=seed, verbose=False).fit(x_train[:300], epochs=1)
-        return detector.scores(x_test[:100])
+        return detector.score_variants(x_test[:100])
 
     first, again, other = scores(0), scores(0), scores(1)
     for name in SCORES:
@@ -140,8 +149,8 @@ def test_save_load_round_trip(framework, mnist_digit1, tmp_path):
     detector = ALOCC(framework=framework, seed=0, verbose=False, score="d_of_input").fit(x_train[:300], epochs=1)
     loaded = ALOCC.load(detector.save(tmp_path / "alocc"))
     assert loaded.framework == framework and loaded.hyperparameters == detector.hyperparameters
-    for name, values in detector.scores(x_test[:100]).items():
-        np.testing.assert_allclose(loaded.scores(x_test[:100])[name], values, rtol=1e-6, err_msg=name)
+    for name, values in detector.score_variants(x_test[:100]).items():
+        np.testing.assert_allclose(loaded.score_variants(x_test[:100])[name], values, rtol=1e-6, err_msg=name)
     from ganlib.autoencoder import ConvAutoencoder
 
     with pytest.raises(ValueError, match="holds a ALOCC detector, not a ConvAutoencoder"):
@@ -156,6 +165,10 @@ def test_bad_inputs_give_clear_errors(mnist_digit1):
         ALOCC(reconstruction_loss="l1")
     with pytest.raises(ValueError, match="r_steps must be a positive integer"):
         ALOCC(r_steps=0)
+    with pytest.raises(TypeError, match="r_steps must be an integer"):
+        ALOCC(r_steps=True)  # the base's type check of int defaults
+    with pytest.raises(TypeError, match="noise_std must be a number"):
+        ALOCC(noise_std="0.1")
     with pytest.raises(ValueError, match="noise_std must be >= 0"):
         ALOCC(noise_std=-0.1)
     with pytest.raises(TypeError, match="unknown hyper-parameters \\['lambda'\\]"):
@@ -169,8 +182,9 @@ def test_bad_inputs_give_clear_errors(mnist_digit1):
         detector.fit(x_train[:10, :, :, 0])
     with pytest.raises(ValueError, match="pixel values in \\[0, 1\\]"):
         detector.fit(x_train[:10] * 255)
-    with pytest.raises(ValueError, match="y_val has none"):
-        detector.fit(x_train[:20], epochs=1, validation_data=(x_test[:5], np.ones(5)))
+    with pytest.raises(ValueError, match="normal samples \\(y_val == 0\\)"):
+        ALOCC(framework="torch", verbose=False, selection="normal-only").fit(
+            x_train[:20], epochs=1, validation_data=(x_test[:5], np.ones(5)))
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

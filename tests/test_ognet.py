@@ -5,7 +5,7 @@ import pytest
 from contract import make_a_loss_diverge
 
 from ganlib import metrics, protocols
-from ganlib.ognet import SCORES, OGNet, to_model_range
+from ganlib.ognet import SCORES, OGNet, from_model_space, to_model_space
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -23,8 +23,8 @@ def mnist_digit0():
 def _twins(**hyperparameters):
     import torch
 
-    torch_model = OGNet(framework="torch", verbose=False, **hyperparameters)._build_backend((28, 28, 1))
-    keras_model = OGNet(framework="keras", verbose=False, **hyperparameters)._build_backend((28, 28, 1))
+    torch_model = OGNet(framework="torch", verbose=False, **hyperparameters).build((28, 28, 1))
+    keras_model = OGNet(framework="keras", verbose=False, **hyperparameters).build((28, 28, 1))
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for network in torch_model.networks.values():
@@ -71,14 +71,22 @@ def test_twins_take_the_same_phase_one_and_phase_two_steps():
                                                                          rel=1e-3)
 
 
-def test_model_range_resizes_and_scales():
-    x = np.zeros((2, 28, 28, 1), np.float32)
+def test_model_space_resizes_and_scales_once_per_array():
+    x = np.zeros((6, 28, 28, 1), np.float32)
     x[:, 10:18, 10:18] = 1.0
-    resized = to_model_range(x, 45)
-    assert resized.shape == (2, 45, 45, 1) and resized.dtype == np.float32
+    x[3:] = np.random.default_rng(0).random((3, 28, 28, 1))
+    resized = to_model_space(x, 45)
+    assert resized.shape == (6, 45, 45, 1) and resized.dtype == np.float32
     assert resized.min() == -1.0 and resized.max() == 1.0
-    np.testing.assert_array_equal(to_model_range(x, None), 2 * x - 1)
-    np.testing.assert_array_equal(to_model_range(x, 28), 2 * x - 1)
+    np.testing.assert_array_equal(to_model_space(x, None), 2 * x - 1)
+    np.testing.assert_array_equal(to_model_space(x, 28), 2 * x - 1)
+    # each image is resized on its own: the whole array once, or batch by batch, is the same
+    rows = [4, 0, 5]
+    np.testing.assert_array_equal(resized[rows], to_model_space(x[rows], 45))
+    # and the inverse comes back to the input's size and range
+    back = from_model_space(resized, 28, 28)
+    assert back.shape == x.shape and 0.0 <= back.min() <= back.max() <= 1.0
+    np.testing.assert_allclose(from_model_space(2 * x - 1, 28, 28), x, atol=1e-7)
 
 
 def test_the_broken_update_order_of_the_original_code_fails_in_pytorch():
@@ -86,7 +94,8 @@ def test_the_broken_update_order_of_the_original_code_fails_in_pytorch():
     import torch
     from torch.nn import functional as F
 
-    model = OGNet(framework="torch", verbose=False, base_filters=4, image_size=None)._build_backend((28, 28, 1))
+    model = OGNet(framework="torch", verbose=False, base_filters=4, image_size=None).build(
+        (28, 28, 1))
     x = torch.rand(4, 1, 28, 28) * 2 - 1
     reconstruction = model.generator(x)
     d_fake = model.discriminator(reconstruction)
@@ -104,7 +113,7 @@ def test_short_training_learns_to_detect(framework, mnist_digit0):
     the other digits."""
     x_train, x_test, y_test = mnist_digit0
     untrained = OGNet(framework=framework, seed=0, verbose=False, **SMALL)
-    untrained._build_backend(x_train.shape[1:])
+    untrained.build(x_train.shape[1:])
     untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
     trained = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=20, **SMALL)
     trained.fit(x_train, epochs=2)
@@ -122,8 +131,10 @@ def test_phase_two_trains_d_only_and_the_probe_leaves_phase_one_untouched(framew
     assert len(detector.history_["val_auroc"]) == len(detector.history_["val_auroc_after_phase_two"]) == 2
     after = detector.backend.get_weights()
     before = detector.phase_one_weights_
-    changed = {key.split(".")[0] for key in after if not np.array_equal(after[key], before[key])}
+    assert {key.split(".")[0] for key in before} == {"generator", "discriminator", "generator_old"}
+    changed = {key.split(".")[0] for key in before if not np.array_equal(after[key], before[key])}
     assert changed == {"discriminator"}
+    assert detector.selection_ == "last" and detector.best_epoch_ == 2  # no epoch is selected
     # with the probe off, phase one ends where it ended with the probe on: the probe restored every weight
     plain = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=5, **SMALL)
     plain.fit(x_train[:300], epochs=2, validation_data=(x_test[:200], y_test[:200]))
@@ -145,9 +156,17 @@ def test_same_seed_same_scores_and_save_load(framework, mnist_digit0, tmp_path):
     np.testing.assert_array_equal(first.decision_function(x_test[:50]), again.decision_function(x_test[:50]))
     assert not np.allclose(first.decision_function(x_test[:50]), fitted(1).decision_function(x_test[:50]))
     loaded = OGNet.load(first.save(tmp_path / "ognet"))
-    for name, values in first.scores(x_test[:50]).items():
-        np.testing.assert_allclose(loaded.scores(x_test[:50])[name], values, rtol=1e-6, err_msg=name)
-    assert set(first.scores(x_test[:5])) == set(SCORES)
+    for name, values in first.score_variants(x_test[:50]).items():
+        np.testing.assert_allclose(loaded.score_variants(x_test[:50])[name], values, rtol=1e-6,
+                                   err_msg=name)
+    assert set(first.score_variants(x_test[:5])) == set(SCORES)
+    # G_old and phase one's end travel with the file: phase two again from phase one's end
+    # gives the same detector in memory and loaded (it used an untrained G_old after load)
+    for detector in (first, loaded):
+        detector.backend.set_weights(detector.phase_one_weights_)
+        detector.phase_two(x_train[:200], rng=np.random.default_rng(0))
+    np.testing.assert_allclose(loaded.decision_function(x_test[:50]),
+                               first.decision_function(x_test[:50]), rtol=1e-6)
 
 
 def test_bad_inputs_give_clear_errors(mnist_digit0):
@@ -160,6 +179,10 @@ def test_bad_inputs_give_clear_errors(mnist_digit0):
         OGNet(image_size=8)
     with pytest.raises(ValueError, match="phase_two_iterations must be a positive integer"):
         OGNet(phase_two_iterations=0)
+    with pytest.raises(TypeError, match="old_epoch must be an integer"):
+        OGNet(old_epoch=1.5)
+    with pytest.raises(ValueError, match="OGNet selects no epoch"):
+        OGNet(selection="labelled")
     with pytest.raises(ValueError, match="must be at least old_epoch"):
         OGNet(verbose=False, old_epoch=3, **SMALL).fit(x_train[:50], epochs=2)
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -186,3 +209,23 @@ def test_phase_two_weights_can_be_overridden_for_one_call(mnist_digit0):
     assert detector.backend.hp["beta"] == detector.hyperparameters["beta"] == 0.999
     with pytest.raises(ValueError, match="alpha must be in \\[0, 1\\]"):
         detector.phase_two(x_train, alpha=1.5)
+
+
+def test_phase_two_puts_the_loss_weights_back_when_it_fails(monkeypatch):
+    detector = OGNet(framework="torch", seed=0, verbose=False, phase_two_iterations=3, **SMALL)
+    backend = detector.build((28, 28, 1))
+    monkeypatch.setattr(backend, "phase_two_step", lambda batch, partners: float("nan"))
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32)
+    with pytest.raises(FloatingPointError, match="phase-two loss became nan at iteration 1"):
+        detector.phase_two(x, alpha=0.5, beta=0.001)
+    assert (backend.hp["alpha"], backend.hp["beta"]) == (0.1, 0.999)
+
+
+def test_reconstruct_returns_the_inputs_size_and_range(mnist_digit0):
+    x = mnist_digit0[1][:6]
+    detector = OGNet(framework="torch", seed=0, verbose=False, base_filters=4, image_size=36)
+    detector.build(x.shape[1:])
+    assert detector.to_model_space(x).shape == (6, 36, 36, 1)
+    reconstruction = detector.reconstruct(x)
+    assert reconstruction.shape == x.shape
+    assert 0.0 <= reconstruction.min() <= reconstruction.max() <= 1.0

@@ -42,11 +42,15 @@ argument away.  The noise is drawn afresh for every batch (the official code
 draws it once, before training) because eq. 4 takes an expectation over η.
 
 Stopping (paper, section 3.3): training should stop "when R reconstructs
-well".  ``fit`` implements it on the validation split: after every epoch it
-measures R's reconstruction error on the *normal* validation images and keeps
-the epoch where it is lowest.  The test set is never looked at.
+well".  That is ALOCC's label-free criterion: after every epoch ``fit``
+measures R's reconstruction error on the *normal* validation images, and the
+``"normal-only"`` selection rule keeps the epoch where it is lowest.  With
+labelled anomalies in the validation split, ``selection="auto"`` prefers the
+validation AUROC instead; ``selection="normal-only"`` keeps the paper's rule.
+The test set is never looked at.
 
-Scores (higher = more anomalous), all reachable through :meth:`ALOCC.scores`:
+Scores (higher = more anomalous), all reachable through
+:meth:`ALOCC.score_variants`:
 
 - ``"d_of_reconstruction"``: :math:`-\\operatorname{logit} D(R(X))`, the paper's
   preferred score and the default of :meth:`ALOCC.decision_function`;
@@ -64,18 +68,20 @@ import numpy as np
 
 from .. import metrics
 from ..autoencoder import reconstruction_error
-from ..detector import Detector, check_choice
+from ..detector import Detector
 
 SCORES = ("d_of_reconstruction", "d_of_input", "reconstruction_error")
 RECONSTRUCTION_LOSSES = ("l2", "cross_entropy")
 
 
 def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """The noisy copy :math:`\\tilde X = X + \\eta` that R is trained on (paper, eq. 3), clipped to [0, 1].
+    """The noisy copy :math:`\\tilde X = X + \\eta` that R is trained on (eq. 3), in [0, 1].
 
     Drawn in NumPy from the detector's seeded generator, so both frameworks see
     the same noise for the same seed.  Clipping keeps R's input in the range of
     its sigmoid output, as the official code's ``skimage.util.random_noise`` does.
+
+    Shown in chapters/02_alocc.ipynb.
     """
     if std == 0:
         return x
@@ -90,10 +96,15 @@ def encoder_sizes(height: int, width: int, n: int = 3) -> list[tuple[int, int]]:
     return sizes
 
 
-def scores_from_outputs(x: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The three anomaly scores of section 3.2, from R's output and D's logits on X and on R(X)."""
+def scores_from_outputs(x: np.ndarray,
+                        outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The three anomaly scores of section 3.2, from R(X) and D's logits on X and R(X).
+
+    Shown in chapters/02_alocc.ipynb.
+    """
     return {
-        "d_of_reconstruction": -outputs["d_logit_reconstruction"].astype(np.float64).reshape(-1),
+        "d_of_reconstruction":
+            -outputs["d_logit_reconstruction"].astype(np.float64).reshape(-1),
         "d_of_input": -outputs["d_logit_input"].astype(np.float64).reshape(-1),
         "reconstruction_error": reconstruction_error(x, outputs["reconstruction"]),
     }
@@ -120,6 +131,9 @@ class ALOCC(Detector):
         R updates per D update (code; "different from paper" says its comment).
     ``score`` ("d_of_reconstruction")
         Which of :data:`SCORES` ``decision_function`` returns.
+
+    The networks take the images as they are, in [0, 1] (R ends in a
+    sigmoid), so :meth:`to_model_space` is the identity.
     """
 
     backends = {
@@ -138,40 +152,49 @@ class ALOCC(Detector):
         "r_steps": 2,
         "score": "d_of_reconstruction",
     }
+    choices = {"reconstruction_loss": RECONSTRUCTION_LOSSES}
+    score_names = SCORES
+    # section 3.3: stop "when R reconstructs well", measured on normal validation images
+    label_free_criterion = ("val_reconstruction_error", False)
     input_kind = "image"
 
-    def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
-        super().__init__(framework, seed, verbose, **hyperparameters)
-        hp = self.hyperparameters
-        check_choice(hp["score"], SCORES, "score")
-        check_choice(hp["reconstruction_loss"], RECONSTRUCTION_LOSSES, "reconstruction_loss")
-        if not isinstance(hp["r_steps"], int) or hp["r_steps"] < 1:
-            raise ValueError(f"r_steps must be a positive integer, got {hp['r_steps']!r}")
-        if hp["noise_std"] < 0:
+    def check_hyperparameters(self, hp: dict) -> None:
+        """Ranges that the base's type checks leave open (``None`` passes them)."""
+        if hp["r_steps"] is None or hp["r_steps"] < 1:
+            raise ValueError("r_steps must be a positive integer, "
+                             f"got {hp['r_steps']!r}")
+        if hp["noise_std"] is None or hp["noise_std"] < 0:
             raise ValueError(f"noise_std must be >= 0, got {hp['noise_std']!r}")
 
-    def score_from_outputs(self, x, outputs):
-        return scores_from_outputs(x, outputs)[self.hyperparameters["score"]]
+    def scores_from_outputs(self, x, outputs) -> dict[str, np.ndarray]:
+        """The three scores of section 3.2 (:func:`scores_from_outputs`)."""
+        return scores_from_outputs(x, outputs)
 
-    def scores(self, x) -> dict[str, np.ndarray]:
-        """All three scores of ``x`` at once (one pass through R and D), each higher = more anomalous."""
-        x = np.asarray(x, dtype=np.float32)
-        return scores_from_outputs(x, self.model_outputs(x))
+    def to_model_space(self, X) -> np.ndarray:
+        """The networks take the images themselves, in [0, 1] (R ends in a sigmoid)."""
+        return np.asarray(X, dtype=np.float32)
 
-    def reconstruct(self, x) -> np.ndarray:
-        """R(x) in inference mode, the shape of ``x``."""
-        return self.model_outputs(x)["reconstruction"]
+    def reconstruct(self, X) -> np.ndarray:
+        """R(X) in inference mode: the shape of ``X``, in [0, 1]."""
+        return self.model_outputs(X)["reconstruction"]
 
-    def _validation_metric(self, x_val, y_val):
-        """Section 3.3's stopping rule on the validation split: R's reconstruction error on normal images.
+    def validation_values(self, x_val, y_val) -> dict[str, float]:
+        """Section 3.3's stopping rule: R's reconstruction error on normal images.
 
-        The validation AUROC of every score is recorded too (when ``y_val``
-        holds both classes), for the chapter's curves; it does not select.
+        ``val_reconstruction_error`` (the label-free criterion) uses the normal
+        rows (``y_val == 0``) only.  When ``y_val`` holds both classes, the
+        validation AUROC of every score is recorded too (``val_auroc_<score>``,
+        for the chapter's curves), and ``val_auroc`` is that of ``score``.
+
+        Shown in chapters/02_alocc.ipynb.
         """
-        if not np.any(y_val == 0):
-            raise ValueError("ALOCC selects the epoch on normal validation images (y_val == 0); y_val has none")
-        scores = self.scores(x_val)
+        scores = self.score_variants(x_val)
+        values = {}
+        if np.any(y_val == 0):
+            normal_errors = scores["reconstruction_error"][y_val == 0]
+            values["val_reconstruction_error"] = float(np.mean(normal_errors))
         if len(np.unique(y_val)) == 2:
-            for name, values in scores.items():
-                self._record(**{f"val_auroc_{name}": metrics.auroc(y_val, values)})
-        return "val_reconstruction_error", float(np.mean(scores["reconstruction_error"][y_val == 0])), False
+            for name, variant in scores.items():
+                values[f"val_auroc_{name}"] = metrics.auroc(y_val, variant)
+            values["val_auroc"] = values[f"val_auroc_{self.hyperparameters['score']}"]
+        return values

@@ -6,11 +6,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from .. import backend_keras
 from ..backend_keras import KerasBackend, dcgan_initializer
+from ..losses import bce_with_logits
 from . import add_noise, encoder_sizes
 
 LEAK = 0.2  # LeakyReLU slope of the official code's ``lrelu``
-BATCHNORM = {"momentum": 0.9, "epsilon": 1e-5}  # PyTorch's defaults, so both twins normalise alike
 
 
 def conv(filters: int, stride: int = 1, **kwargs) -> keras.layers.Conv2D:
@@ -19,11 +20,14 @@ def conv(filters: int, stride: int = 1, **kwargs) -> keras.layers.Conv2D:
 
 
 def batch_norm() -> keras.layers.BatchNormalization:
-    return keras.layers.BatchNormalization(**BATCHNORM, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
+    """PyTorch's BatchNorm constants, and DCGAN's N(1, 0.02) scale as ``dcgan_init``."""
+    return backend_keras.batch_norm(
+        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02))
 
 
-def upsample_to(size: tuple[int, int], current: tuple[int, int]) -> list[keras.layers.Layer]:
-    """Nearest-neighbour x2 upsampling, cropped to ``size`` (4 -> 8 -> 7), mirroring the encoder's sizes."""
+def upsample_to(size: tuple[int, int],
+                current: tuple[int, int]) -> list[keras.layers.Layer]:
+    """Nearest-neighbour x2 upsampling, cropped to ``size`` (4 -> 8 -> 7) as the encoder."""
     layers = [keras.layers.UpSampling2D(2)]
     crop = (2 * current[0] - size[0], 2 * current[1] - size[1])
     if any(crop):
@@ -32,13 +36,18 @@ def upsample_to(size: tuple[int, int], current: tuple[int, int]) -> list[keras.l
 
 
 def build_reconstructor(channels: int, height: int, width: int, base: int) -> keras.Sequential:
-    """R: three 5x5 stride-2 conv + BN + LeakyReLU layers, then three conv + BN + ReLU + upsampling
-    layers back to the input size, then a 5x5 conv with a sigmoid (images in [0, 1])."""
+    """R (paper, Fig. 3): three 5x5 stride-2 conv + BN + LeakyReLU layers, then three
+    conv + BN + ReLU + upsampling layers back to the input size, then a 5x5 conv with a
+    sigmoid (images in [0, 1]).
+
+    Shown in chapters/02_alocc.ipynb.
+    """
     sizes = encoder_sizes(height, width)
     layers = [keras.Input((height, width, channels))]
     for filters in (2 * base, 4 * base, 8 * base):
         layers += [conv(filters, 2), batch_norm(), keras.layers.LeakyReLU(LEAK)]
-    for filters, size, current in ((4 * base, sizes[2], sizes[3]), (2 * base, sizes[1], sizes[2]),
+    for filters, size, current in ((4 * base, sizes[2], sizes[3]),
+                                   (2 * base, sizes[1], sizes[2]),
                                    (base, sizes[0], sizes[1])):
         layers += [conv(filters, 1), batch_norm(), keras.layers.ReLU(), *upsample_to(size, current)]
     layers.append(conv(channels, 1, activation="sigmoid"))
@@ -46,7 +55,11 @@ def build_reconstructor(channels: int, height: int, width: int, base: int) -> ke
 
 
 def build_discriminator(channels: int, height: int, width: int, base: int) -> keras.Sequential:
-    """D: four 5x5 stride-2 convolutions (BN on all but the first, LeakyReLU), then a dense logit."""
+    """D (paper, Fig. 4): four 5x5 stride-2 convolutions (BN on all but the first,
+    LeakyReLU), then a dense logit.
+
+    Shown in chapters/02_alocc.ipynb.
+    """
     layers = [keras.Input((height, width, channels)), conv(base, 2), keras.layers.LeakyReLU(LEAK)]
     for filters in (2 * base, 4 * base, 8 * base):
         layers += [conv(filters, 2), batch_norm(), keras.layers.LeakyReLU(LEAK)]
@@ -77,29 +90,38 @@ class ALOCCKeras(KerasBackend):
         self._r_step = tf.function(self._graph_r_step)
 
     def reconstruction_loss(self, x, x_noisy, x_hat):
-        """Paper: per-image squared error to the clean X (eq. 4); code: pixel cross-entropy to the noisy X̃."""
+        """Paper: per-image squared error to the clean X (eq. 4); official code: pixel
+        cross-entropy to the noisy X̃."""
         if self.hp["reconstruction_loss"] == "l2":
             return keras.ops.mean(keras.ops.sum(keras.ops.square(x_hat - x), axis=(1, 2, 3)))
         return keras.ops.mean(keras.losses.binary_crossentropy(x_noisy, x_hat))
 
     def _graph_d_step(self, x, x_noisy):
+        """D's step of eq. 4, traced by ``tf.function``.
+
+        Shown in chapters/02_alocc.ipynb.
+        """
         # D: real target images -> 1, R's reconstructions of their noisy copies -> 0
         fake = self.reconstructor(x_noisy, training=True)
         with tf.GradientTape() as tape:
             real_logit = self.discriminator(x, training=True)
             fake_logit = self.discriminator(fake, training=True)
-            loss = (keras.ops.mean(keras.losses.binary_crossentropy(keras.ops.ones_like(real_logit), real_logit, from_logits=True))
-                    + keras.ops.mean(keras.losses.binary_crossentropy(keras.ops.zeros_like(fake_logit), fake_logit, from_logits=True)))
+            loss = (bce_with_logits(real_logit, 1.0, keras.ops)
+                    + bce_with_logits(fake_logit, 0.0, keras.ops))
         variables = self.discriminator.trainable_variables
         self.optimizer_d.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
 
     def _graph_r_step(self, x, x_noisy):
+        """One of R's steps of eq. 4, traced by ``tf.function``.
+
+        Shown in chapters/02_alocc.ipynb.
+        """
         # R: fool D (its output on R(X̃) -> 1) and reconstruct, weighted by lambda
         with tf.GradientTape() as tape:
             x_hat = self.reconstructor(x_noisy, training=True)
             fake_logit = self.discriminator(x_hat, training=True)
-            loss_adv = keras.ops.mean(keras.losses.binary_crossentropy(keras.ops.ones_like(fake_logit), fake_logit, from_logits=True))
+            loss_adv = bce_with_logits(fake_logit, 1.0, keras.ops)
             loss_rec = self.reconstruction_loss(x, x_noisy, x_hat)
             loss = loss_adv + self.hp["lambda_reconstruction"] * loss_rec
         variables = self.reconstructor.trainable_variables
@@ -107,12 +129,17 @@ class ALOCCKeras(KerasBackend):
         return loss_adv, loss_rec
 
     def train_step(self, batch):
+        """One D update, then ``r_steps`` R updates (eq. 4; the official code's order).
+
+        Shown in chapters/02_alocc.ipynb.
+        """
         x = self.to_tensor(batch)
         x_noisy = self.to_tensor(add_noise(batch, self.hp["noise_std"], self.noise_rng))
         loss_d = self._d_step(x, x_noisy)
         for _ in range(self.hp["r_steps"]):
             loss_adv, loss_rec = self._r_step(x, x_noisy)
-        return {"loss_d": float(loss_d), "loss_r_adversarial": float(loss_adv), "loss_r_reconstruction": float(loss_rec)}
+        return {"loss_d": float(loss_d), "loss_r_adversarial": float(loss_adv),
+                "loss_r_reconstruction": float(loss_rec)}
 
     def outputs(self, batch):
         x = self.to_tensor(batch)

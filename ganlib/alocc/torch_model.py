@@ -8,6 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backend_torch import ChannelsLastFlatten, Conv2dSame, TorchBackend, dcgan_init
+from ..losses import bce_with_logits
 from . import add_noise, encoder_sizes
 
 LEAK = 0.2  # LeakyReLU slope of the official code's ``lrelu``
@@ -25,8 +26,12 @@ class UpsampleTo(nn.Module):
 
 
 def build_reconstructor(channels: int, height: int, width: int, base: int) -> nn.Sequential:
-    """R: three 5x5 stride-2 conv + BN + LeakyReLU layers, then three conv + BN + ReLU + upsampling
-    layers back to the input size, then a 5x5 conv with a sigmoid (images in [0, 1])."""
+    """R (paper, Fig. 3): three 5x5 stride-2 conv + BN + LeakyReLU layers, then three
+    conv + BN + ReLU + upsampling layers back to the input size, then a 5x5 conv with a
+    sigmoid (images in [0, 1]).
+
+    Shown in chapters/02_alocc.ipynb.
+    """
     sizes = encoder_sizes(height, width)
     return nn.Sequential(
         Conv2dSame(channels, 2 * base, 5, stride=2), nn.BatchNorm2d(2 * base), nn.LeakyReLU(LEAK),
@@ -40,7 +45,11 @@ def build_reconstructor(channels: int, height: int, width: int, base: int) -> nn
 
 
 def build_discriminator(channels: int, height: int, width: int, base: int) -> nn.Sequential:
-    """D: four 5x5 stride-2 convolutions (BN on all but the first, LeakyReLU), then a dense logit."""
+    """D (paper, Fig. 4): four 5x5 stride-2 convolutions (BN on all but the first,
+    LeakyReLU), then a dense logit.
+
+    Shown in chapters/02_alocc.ipynb.
+    """
     last = encoder_sizes(height, width, 4)[-1]
     return nn.Sequential(
         Conv2dSame(channels, base, 5, stride=2), nn.LeakyReLU(LEAK),
@@ -62,18 +71,28 @@ class ALOCCTorch(TorchBackend):
         for network in (self.reconstructor, self.discriminator):
             network.apply(dcgan_init)
         self.networks = {"reconstructor": self.reconstructor, "discriminator": self.discriminator}
-        # RMSprop as the official code; alpha is TensorFlow's decay of 0.9 (PyTorch's default is 0.99)
-        self.optimizer_r = torch.optim.RMSprop(self.reconstructor.parameters(), lr=self.hp["learning_rate"], alpha=0.9)
-        self.optimizer_d = torch.optim.RMSprop(self.discriminator.parameters(), lr=self.hp["learning_rate"], alpha=0.9)
+        # RMSprop as the official code; alpha is TensorFlow's decay of 0.9 (PyTorch's
+        # default is 0.99)
+        rate, RMSprop = self.hp["learning_rate"], torch.optim.RMSprop
+        self.optimizer_r = RMSprop(self.reconstructor.parameters(), lr=rate, alpha=0.9)
+        self.optimizer_d = RMSprop(self.discriminator.parameters(), lr=rate, alpha=0.9)
         self.noise_rng = np.random.default_rng(seed)
 
     def reconstruction_loss(self, x, x_noisy, x_hat):
-        """Paper: per-image squared error to the clean X (eq. 4); code: pixel cross-entropy to the noisy X̃."""
+        """Paper: per-image squared error to the clean X (eq. 4); official code: pixel
+        cross-entropy to the noisy X̃.
+
+        Shown in chapters/02_alocc.ipynb.
+        """
         if self.hp["reconstruction_loss"] == "l2":
             return (x_hat - x).square().flatten(1).sum(1).mean()
         return F.binary_cross_entropy(x_hat, x_noisy)
 
     def train_step(self, batch):
+        """One D update, then ``r_steps`` R updates (eq. 4; the official code's order).
+
+        Shown in chapters/02_alocc.ipynb.
+        """
         self.train_mode(True)
         x = self.to_tensor(batch)
         x_noisy = self.to_tensor(add_noise(batch, self.hp["noise_std"], self.noise_rng))
@@ -82,8 +101,8 @@ class ALOCCTorch(TorchBackend):
         with torch.no_grad():
             fake = self.reconstructor(x_noisy)
         real_logit, fake_logit = self.discriminator(x), self.discriminator(fake)
-        loss_d = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
-                  + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+        loss_d = (bce_with_logits(real_logit, 1.0, torch)
+                  + bce_with_logits(fake_logit, 0.0, torch))
         self.optimizer_d.zero_grad()
         loss_d.backward()
         self.optimizer_d.step()
@@ -92,13 +111,14 @@ class ALOCCTorch(TorchBackend):
         for _ in range(self.hp["r_steps"]):
             x_hat = self.reconstructor(x_noisy)
             fake_logit = self.discriminator(x_hat)
-            loss_adv = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
+            loss_adv = bce_with_logits(fake_logit, 1.0, torch)
             loss_rec = self.reconstruction_loss(x, x_noisy, x_hat)
             loss_r = loss_adv + self.hp["lambda_reconstruction"] * loss_rec
             self.optimizer_r.zero_grad()
             loss_r.backward()
             self.optimizer_r.step()
-        return {"loss_d": loss_d.item(), "loss_r_adversarial": loss_adv.item(), "loss_r_reconstruction": loss_rec.item()}
+        return {"loss_d": loss_d.item(), "loss_r_adversarial": loss_adv.item(),
+                "loss_r_reconstruction": loss_rec.item()}
 
     def outputs(self, batch):
         x = self.to_tensor(batch)

@@ -38,15 +38,17 @@ anomalous (as a logit, which ranks like the probability without saturating).
 Where this implementation departs from the author's code:
 
 - *Input size.* The code resizes MNIST to 45x45 in [-1, 1].  ``image_size``
-  does the same inside ganlib (bilinear); ``image_size=None`` keeps the input
-  size, which a CPU trains several times faster.
+  does the same inside ganlib (bilinear, :func:`to_model_space`, once per
+  array); ``image_size=None`` keeps the input size, which a CPU trains
+  several times faster.
 - *Widths.* ``base_filters=64`` is the code (64 ... 512 channels); narrower is
   allowed for CPU and named in the chapter.
 - *The training step order.* The code steps D's optimiser and then
   back-propagates G's loss through D's stale output, which PyTorch >= 1.5
   rejects; we recompute D(G(X̃)) after D's step (see the chapter).
 - *Checkpoints.* The code evaluates AUROC on the test set after every
-  iteration; ``fit`` probes phase two on the validation split instead.
+  iteration; ``fit`` probes phase two on the validation split instead, and
+  selects no epoch: phase one runs its fixed number of epochs.
 """
 
 from __future__ import annotations
@@ -55,39 +57,63 @@ import numpy as np
 
 from .. import metrics
 from ..autoencoder import reconstruction_error
-from ..detector import Detector, check_choice
+from ..detector import Detector, check_array
 
 SCORES = ("d_of_reconstruction", "d_of_input", "reconstruction_error")
+PHASE_ONE = "phase_one:"  # key prefix of the phase-one checkpoint in the twins' weights
 
 
-def to_model_range(x: np.ndarray, image_size: int | None) -> np.ndarray:
-    """Images in [0, 1], (n, h, w, c) -> the generator's range [-1, 1], resized to ``image_size`` if given.
+def resize(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Images (n, h, w, c) in [0, 1] resized bilinearly to ``height`` x ``width``.
+
+    ``scipy.ndimage.zoom``, order 1, the same for both frameworks; each image
+    is resized on its own, so resizing an array once gives the same images as
+    resizing every batch of it.
+    """
+    if x.shape[1:3] == (height, width):
+        return x
+    from scipy import ndimage
+
+    factors = (1, height / x.shape[1], width / x.shape[2], 1)
+    resized = ndimage.zoom(x, factors, order=1, grid_mode=True, mode="nearest")
+    return np.clip(resized, 0.0, 1.0).astype(np.float32, copy=False)
+
+
+def to_model_space(x: np.ndarray, image_size: int | None) -> np.ndarray:
+    """Images in [0, 1], (n, h, w, c) -> the generator's range [-1, 1], at ``image_size``.
 
     The author's data loader resizes MNIST to 45x45 and normalises with mean
-    and standard deviation 0.5; resizing here is bilinear (``scipy.ndimage.zoom``,
-    order 1), the same for both frameworks.
+    and standard deviation 0.5; resizing here is bilinear (:func:`resize`).
+    ``image_size=None`` keeps the input size.
     """
-    if image_size is not None and x.shape[1:3] != (image_size, image_size):
-        from scipy import ndimage
-
-        factors = (1, image_size / x.shape[1], image_size / x.shape[2], 1)
-        x = np.clip(ndimage.zoom(x, factors, order=1, grid_mode=True, mode="nearest"), 0.0, 1.0)
+    if image_size is not None:
+        x = resize(x, image_size, image_size)
     return (2.0 * x - 1.0).astype(np.float32)
 
 
+def from_model_space(x_model: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Inverse of :func:`to_model_space`: back to [0, 1] at ``height`` x ``width``."""
+    return resize(np.clip((x_model + 1.0) / 2.0, 0.0, 1.0), height, width)
+
+
 def model_shape(input_shape: tuple, image_size: int | None) -> tuple[int, int, int]:
-    """(height, width, channels) the networks are built for: the input's, resized to ``image_size`` if given."""
+    """(height, width, channels) of the networks: the input's, or ``image_size`` square."""
     height, width, channels = input_shape
-    return (image_size, image_size, channels) if image_size is not None else (height, width, channels)
+    if image_size is None:
+        return (height, width, channels)
+    return (image_size, image_size, channels)
 
 
 def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """X̃ = X + N(0, std²), clamped to the generator's range [-1, 1] (the author's ``gaussian`` helper)."""
-    return np.clip(x + rng.normal(0.0, std, size=x.shape).astype(np.float32), -1.0, 1.0)
+    """X̃ = X + N(0, std²), clamped to the generator's range [-1, 1] (the author's ``gaussian``)."""
+    noise = rng.normal(0.0, std, size=x.shape).astype(np.float32)
+    return np.clip(x + noise, -1.0, 1.0)
 
 
-def scores_from_outputs(x_model: np.ndarray, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """D's logit on G(X) (the paper's score), on X itself, and G's reconstruction error, all higher = more anomalous."""
+def scores_from_outputs(x_model: np.ndarray,
+                        outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """D's logit on G(X) (the paper's score, section 3.3), on X itself, and G's
+    reconstruction error, all higher = more anomalous."""
     return {
         "d_of_reconstruction": outputs["d_logit_reconstruction"].astype(np.float64).reshape(-1),
         "d_of_input": outputs["d_logit_input"].astype(np.float64).reshape(-1),
@@ -95,15 +121,70 @@ def scores_from_outputs(x_model: np.ndarray, outputs: dict[str, np.ndarray]) -> 
     }
 
 
+class TwoPhaseWeights:
+    """What OGNet's twins keep besides ``networks``, in ``get_weights``/``set_weights``.
+
+    Mixed into both backends (before ``TorchBackend``/``KerasBackend``), so
+    that the state of section 3 travels wherever the weights go (``save`` and
+    ``load``, the phase-two probe, selection): the frozen **G_old**
+    (``generator_old.*``, outside ``networks`` so that it is neither trained nor
+    counted nor switched to training mode), and **phase one's end**, the
+    networks as phase two found them (``phase_one:*``, empty until
+    :meth:`end_phase_one`).  ``set_weights`` leaves G_old and the checkpoint as
+    they are when the weights hold none (e.g. a file saved before they were kept).
+    """
+
+    generator_old = None
+
+    def _with_old_generator(self, method, *args):
+        # reuse the framework's own key format for G_old: name it a network for one call
+        networks = self.networks
+        self.networks = {**networks, "generator_old": self.generator_old}
+        try:
+            return method(*args)
+        finally:
+            self.networks = networks
+
+    def get_weights(self) -> dict[str, np.ndarray]:
+        weights = self._with_old_generator(super().get_weights)
+        checkpoint = getattr(self, "phase_one_weights", {})
+        return {**weights, **{PHASE_ONE + k: v for k, v in checkpoint.items()}}
+
+    def set_weights(self, weights: dict[str, np.ndarray]) -> None:
+        checkpoint = {k[len(PHASE_ONE):]: v for k, v in weights.items()
+                      if k.startswith(PHASE_ONE)}
+        weights = {k: v for k, v in weights.items() if not k.startswith(PHASE_ONE)}
+        if any(k.startswith("generator_old.") for k in weights):
+            self._with_old_generator(super().set_weights, weights)
+        else:
+            super().set_weights(weights)
+        if checkpoint:
+            self.phase_one_weights = checkpoint
+
+    def end_phase_one(self) -> None:
+        """Keep the networks (G_old included) as phase one leaves them."""
+        self.phase_one_weights = {}
+        self.phase_one_weights = self.get_weights()
+
+
 class OGNet(Detector):
     """OGNet for images, in PyTorch (default, as in the seed article and the official code) or Keras.
 
-    ``fit(x, epochs, validation_data)`` runs phase one for ``epochs`` epochs,
-    keeps G_old after epoch ``old_epoch``, then runs phase two.  History keys:
-    the phase-one losses, ``val_auroc`` (phase one's D(G(X)) on the validation
-    split, per epoch), and, with ``probe_phase_two=True``, ``val_auroc_after_phase_two``:
-    phase two applied to a copy of that epoch's networks, the paper's stability
-    experiment.  ``phase_one_weights_`` keeps the networks as phase one left them.
+    ``fit(X, epochs=..., validation_data=...)`` runs phase one for ``epochs``
+    epochs, keeps G_old after epoch ``old_epoch``, then runs phase two.
+    History keys: the phase-one losses, ``val_auroc`` (phase one's D(G(X)) on
+    the validation split, per epoch), and, with ``probe_phase_two=True``,
+    ``val_auroc_after_phase_two``: phase two applied to a copy of that epoch's
+    networks, the paper's stability experiment.  ``phase_one_weights_`` keeps
+    the networks as phase one left them (saved with the detector).
+
+    Selection: the paper trains phase one for a fixed number of epochs and
+    gives phase two no stopping rule, so OGNet has no label-free criterion
+    (``label_free_criterion = None``) and tracks no rule on the validation
+    split: ``"auto"``, ``"normal-only"`` and ``"last"`` all keep the last epoch
+    (phase two included), and ``"labelled"`` is refused.  The validation
+    curves are there to check the paper's claim that phase two makes any
+    phase-one checkpoint past the first epochs a good judge.
 
     Hyper-parameters (author's code unless said):
     ``base_filters`` (64), ``image_size`` (45; None keeps the input size),
@@ -112,8 +193,8 @@ class OGNet(Detector):
     ``batch_size`` (64), ``epochs`` (phase one, 10), ``old_epoch`` (1: G after the
     first epoch), ``phase_two_iterations`` (75), ``phase_two_learning_rate`` (5e-5),
     ``alpha`` (0.1, weight of real images among the good ones),
-    ``beta`` (0.999, weight of G_old(X) among the bad ones; the training code's 0.001 is the other reading),
-    ``score`` ("d_of_reconstruction").
+    ``beta`` (0.999, weight of G_old(X) among the bad ones; the training code's
+    0.001 is the other reading), ``score`` ("d_of_reconstruction").
     """
 
     backends = {
@@ -137,109 +218,160 @@ class OGNet(Detector):
         "beta": 0.999,
         "score": "d_of_reconstruction",
     }
+    score_names = SCORES
+    label_free_criterion = None  # a fixed phase-one length (see the class docstring)
     input_kind = "image"
 
-    def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
-        super().__init__(framework, seed, verbose, **hyperparameters)
-        hp = self.hyperparameters
-        check_choice(hp["score"], SCORES, "score")
-        for name in ("alpha", "beta", "adversarial_weight"):
-            if not 0.0 <= hp[name] <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {hp[name]!r}")
-        if hp["image_size"] is not None and (not isinstance(hp["image_size"], int) or hp["image_size"] < 20):
-            raise ValueError(f"image_size must be None or an integer >= 20, got {hp['image_size']!r}")
-        for name in ("old_epoch", "phase_two_iterations"):
-            if not isinstance(hp[name], int) or hp[name] < 1:
-                raise ValueError(f"{name} must be a positive integer, got {hp[name]!r}")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.selection == "labelled":
+            raise ValueError("OGNet selects no epoch: phase one has a fixed length and "
+                             "phase two follows it (paper, section 3); use selection="
+                             "'auto', 'normal-only' or 'last'")
         self.probe_phase_two = False
-        self.phase_one_weights_ = None
+
+    def check_hyperparameters(self, hp: dict) -> None:
+        """Ranges that the base's type checks leave open (``None`` passes them)."""
+        for name in ("alpha", "beta", "adversarial_weight"):
+            if hp[name] is None or not 0.0 <= hp[name] <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {hp[name]!r}")
+        if hp["image_size"] is not None and hp["image_size"] < 20:
+            raise ValueError("image_size must be None or an integer >= 20, "
+                             f"got {hp['image_size']!r}")
+        for name in ("old_epoch", "phase_two_iterations"):
+            if hp[name] is None or hp[name] < 1:
+                raise ValueError(f"{name} must be a positive integer, got {hp[name]!r}")
 
     # ------------------------------------------------------------------ the model's input
 
-    def model_input(self, x) -> np.ndarray:
-        """``x`` in [0, 1] as the networks see it: resized to ``image_size`` and scaled to [-1, 1]."""
-        return to_model_range(np.asarray(x, dtype=np.float32), self.hyperparameters["image_size"])
+    def to_model_space(self, X) -> np.ndarray:
+        """``X`` in [0, 1] as the networks see it: at ``image_size``, in [-1, 1]."""
+        return to_model_space(np.asarray(X, dtype=np.float32), self.hyperparameters["image_size"])
+
+    def _resized(self, x: np.ndarray) -> np.ndarray:
+        """``x`` at the networks' size, still in [0, 1] (the twins then only rescale it)."""
+        height, width, _ = model_shape(x.shape[1:], self.hyperparameters["image_size"])
+        return resize(x, height, width)
+
+    @property
+    def phase_one_weights_(self) -> dict[str, np.ndarray] | None:
+        """The networks (G, D, G_old) as phase one left them; ``None`` before ``fit``."""
+        if self._backend is None:
+            return None
+        return getattr(self.backend, "phase_one_weights", None) or None
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, x, epochs=None, validation_data=None, batch_size=None, probe_phase_two: bool = False):
+    def fit(self, X, y=None, *, epochs=None, validation_data=None, batch_size=None,
+            probe_phase_two: bool = False):
         """Phase one for ``epochs`` epochs, then phase two; returns ``self``.
 
-        No epoch is selected: OGNet's claim is that phase two makes any
-        phase-one checkpoint past the first epochs a good judge, and the
-        validation curves (``val_auroc``, ``val_auroc_after_phase_two``) are
-        there to check it.
+        Phase two runs at the end of phase one's last epoch (in
+        :meth:`on_epoch_end`), so the base's last-epoch weights,
+        ``decision_scores_`` and ``threshold_`` are those of the finished
+        detector.  No epoch is selected (see the class docstring).
+
+        The training and validation images are resized to ``image_size`` once
+        here, not batch by batch (the same images: :func:`resize` treats each
+        image on its own); while the base trains on them, ``input_shape_`` is
+        the networks' size, and it is the input's again afterwards.
         """
-        epochs = self.hyperparameters["epochs"] if epochs is None else epochs
-        if isinstance(epochs, (int, np.integer)) and epochs < self.hyperparameters["old_epoch"]:
-            raise ValueError(f"epochs ({epochs}) must be at least old_epoch ({self.hyperparameters['old_epoch']}): "
+        self._check_ignored_y(y)
+        hp = self.hyperparameters
+        epochs = hp["epochs"] if epochs is None else epochs
+        if isinstance(epochs, (int, np.integer)) and epochs < hp["old_epoch"]:
+            raise ValueError(f"epochs ({epochs}) must be at least old_epoch ({hp['old_epoch']}): "
                              "G_old is taken from phase one")
         self.probe_phase_two = bool(probe_phase_two)
+        self._phase_one_epochs = epochs
         self._phase_rng = np.random.default_rng(self.seed + 1)
-        super().fit(x, epochs=epochs, validation_data=validation_data, batch_size=batch_size, restore_best=False)
-        self.phase_one_weights_ = self.backend.get_weights()
-        self.history_["phase_two_loss"] = self.phase_two(x)
+        x = check_array(X, self.input_kind, "X")
+        resized_validation = validation_data
+        if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+            x_val = check_array(validation_data[0], self.input_kind, "x_val",
+                                input_shape=x.shape[1:])
+            resized_validation = (self._resized(x_val), validation_data[1])
+        try:
+            super().fit(self._resized(x), epochs=epochs, validation_data=resized_validation,
+                        batch_size=batch_size)
+        finally:
+            if self._backend is not None:
+                self.input_shape_ = tuple(x.shape[1:])
         if validation_data is not None and len(np.unique(validation_data[1])) == 2:
-            self.history_["final_val_auroc"] = metrics.auroc(validation_data[1], self.decision_function(validation_data[0]))
+            self.history_["final_val_auroc"] = metrics.auroc(
+                validation_data[1], self.decision_function(x_val))
         return self
 
-    def _end_of_epoch(self, epoch, x, x_val, y_val):
+    def selection_criteria(self, y_val) -> dict[str, tuple[str, bool]]:
+        """None: phase one has a fixed length (the validation curves are recorded all the same)."""
+        return {}
+
+    def on_epoch_end(self, epoch, x, x_val, y_val):
+        """G_old after epoch ``old_epoch``; the phase-two probe; phase two after the last epoch."""
         if epoch == self.hyperparameters["old_epoch"]:
             self.backend.snapshot_old_generator()
         if self.probe_phase_two and x_val is not None and len(np.unique(y_val)) == 2:
             saved = self.backend.get_weights()
             self.phase_two(x, rng=np.random.default_rng(self.seed + 2))
-            self._record(val_auroc_after_phase_two=metrics.auroc(y_val, self.decision_function(x_val)))
+            self._record(val_auroc_after_phase_two=metrics.auroc(
+                y_val, self.decision_function(x_val)))
             self.backend.set_weights(saved)
+        if epoch == self._phase_one_epochs:
+            self.backend.end_phase_one()
+            self.history_["phase_two_loss"] = self.phase_two(x)
 
     def phase_two(self, x, rng: np.random.Generator | None = None, alpha: float | None = None,
                   beta: float | None = None) -> list[float]:
-        """Train D alone to rank good- above bad-quality reconstructions (section 3.2); returns its losses.
+        """Train D alone to rank good- above bad-quality images (section 3.2); returns its losses.
 
-        ``alpha`` and ``beta``, when given, replace the loss weights for this
-        call only, so that one phase-one state can be compared under several.
+        ``alpha`` and ``beta``, when given, replace the loss weights (eq. 7) for
+        this call only, so that one phase-one state can be compared under
+        several; the backend's weights are put back even if the call fails.
         """
-        x = np.asarray(x, dtype=np.float32)
-        rng = rng if rng is not None else self._phase_rng
+        x = self._resized(np.asarray(x, dtype=np.float32))  # once, not per batch
+        if rng is None:
+            rng = getattr(self, "_phase_rng", None) or np.random.default_rng(self.seed + 1)
         hp = self.hyperparameters
         batch_size = min(hp["batch_size"], len(x))
-        weights = {"alpha": hp["alpha"] if alpha is None else alpha, "beta": hp["beta"] if beta is None else beta}
+        weights = {"alpha": hp["alpha"] if alpha is None else alpha,
+                   "beta": hp["beta"] if beta is None else beta}
         for name, value in weights.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        kept = {name: self.backend.hp[name] for name in weights}
         self.backend.hp.update(weights)
-        self.backend.start_phase_two()
-        losses = []
-        order = rng.permutation(len(x))
-        for iteration in range(hp["phase_two_iterations"]):
-            start = (iteration * batch_size) % max(len(x) - batch_size + 1, 1)
-            batch = x[order[start:start + batch_size]]
-            partners = batch[rng.permutation(len(batch))]
-            loss = self.backend.phase_two_step(batch, partners)
-            if not np.isfinite(loss):
-                raise FloatingPointError(f"OGNet: phase-two loss became {loss} at iteration {iteration + 1}")
-            losses.append(loss)
-        self.backend.hp.update(alpha=hp["alpha"], beta=hp["beta"])
+        try:
+            self.backend.start_phase_two()
+            losses = []
+            order = rng.permutation(len(x))
+            for iteration in range(hp["phase_two_iterations"]):
+                start = (iteration * batch_size) % max(len(x) - batch_size + 1, 1)
+                batch = x[order[start:start + batch_size]]
+                partners = batch[rng.permutation(len(batch))]
+                loss = self.backend.phase_two_step(batch, partners)
+                if not np.isfinite(loss):
+                    raise FloatingPointError(
+                        f"OGNet: phase-two loss became {loss} at iteration {iteration + 1}")
+                losses.append(loss)
+        finally:
+            self.backend.hp.update(kept)
         return losses
 
     # ------------------------------------------------------------------ scoring
 
-    def score_from_outputs(self, x, outputs):
-        return scores_from_outputs(self.model_input(x), outputs)[self.hyperparameters["score"]]
+    def scores_from_outputs(self, x, outputs) -> dict[str, np.ndarray]:
+        """The three scores (:func:`scores_from_outputs`), G's error measured in model space."""
+        return scores_from_outputs(self.to_model_space(x), outputs)
 
-    def scores(self, x) -> dict[str, np.ndarray]:
-        """All three scores of ``x``, each higher = more anomalous."""
-        x = np.asarray(x, dtype=np.float32)
-        return scores_from_outputs(self.model_input(x), self.model_outputs(x))
-
-    def reconstruct(self, x) -> np.ndarray:
-        """G(x) back in [0, 1], at the model's image size."""
-        return (self.model_outputs(x)["reconstruction"] + 1.0) / 2.0
+    def reconstruct(self, X) -> np.ndarray:
+        """G(X) in inference mode, back at the input's size and in [0, 1]."""
+        x = np.asarray(X, dtype=np.float32)
+        return from_model_space(self.model_outputs(x)["reconstruction"], *x.shape[1:3])
 
     def phase_two_images(self, x, seed: int = 0) -> dict[str, np.ndarray]:
-        """What phase two shows D, in [0, 1]: good G(X), bad G_old(X), and pseudo-anomalies built from
-        ``x`` and a seeded shuffle of it (paper, Fig. 2 and eq. 7)."""
-        x = np.asarray(x, dtype=np.float32)
+        """What phase two shows D, in [0, 1] at the networks' size: good G(X), bad G_old(X),
+        and pseudo-anomalies built from ``x`` and a seeded shuffle of it (Fig. 2, eq. 7)."""
+        x = self._resized(np.asarray(x, dtype=np.float32))
         partners = x[np.random.default_rng(seed).permutation(len(x))]
         images = self.backend.phase_two_images(x, partners)
         return {name: (value + 1.0) / 2.0 for name, value in images.items()}
