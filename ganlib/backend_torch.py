@@ -134,6 +134,19 @@ class TorchBackend(Backend):
         array = tensor.detach().float().cpu().numpy()
         return array.transpose(0, 2, 3, 1) if array.ndim == 4 else array
 
+    def finish_build(self, precision: str) -> None:
+        """Store convolutional networks' weights channels-last (NHWC in memory).
+
+        The batches arrive as NHWC arrays, and ``to_tensor``'s NCHW view of
+        them is already channels-last: with the weights in the same layout,
+        oneDNN (CPU) and cuDNN (GPU) convolve without reordering memory at
+        every layer.  The arithmetic is the same; only the layout changes.
+        """
+        convolutions = (nn.Conv2d, nn.ConvTranspose2d)
+        for network in self.networks.values():
+            if any(isinstance(m, convolutions) for m in network.modules()):
+                network.to(memory_format=torch.channels_last)
+
     def precision_scope(self, precision: str):
         """``torch.autocast`` to bfloat16 on the model's device when ``precision="bfloat16"``.
 
