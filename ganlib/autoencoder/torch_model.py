@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..backend_torch import (
+    adam,
     ChannelsLastFlatten,
     ChannelsLastUnflatten,
     TorchBackend,
@@ -57,9 +58,7 @@ class AutoencoderTorch(TorchBackend):
             glorot_init
         )  # Keras' default, so both twins start from the same distribution
         self.networks = {"autoencoder": self.autoencoder}
-        self.optimizer = torch.optim.Adam(
-            self.autoencoder.parameters(), lr=self.hp["learning_rate"]
-        )
+        self.optimizer = adam(self.autoencoder.parameters(), lr=self.hp["learning_rate"])
 
     def train_step(self, batch):
         self.train_mode(True)

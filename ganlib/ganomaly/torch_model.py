@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..backend_torch import TorchBackend, dcgan_init
+from ..backend_torch import TorchBackend, adam, dcgan_init
 from . import network_size, to_model_space, training_losses
 
 
@@ -99,12 +99,12 @@ class GANomalyTorch(TorchBackend):
         self.networks["discriminator"] = self.discriminator
         for network in self.networks.values():
             network.apply(dcgan_init)
-        adam = {"lr": self.hp["learning_rate"],
-                "betas": (self.hp["beta_1"], self.hp["beta_2"])}
+        settings = {"lr": self.hp["learning_rate"],
+                    "betas": (self.hp["beta_1"], self.hp["beta_2"])}
         self.g_params = [p for name, net in self.networks.items()
                          if name != "discriminator" for p in net.parameters()]
-        self.optimizer_g = torch.optim.Adam(self.g_params, **adam)
-        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), **adam)
+        self.optimizer_g = adam(self.g_params, **settings)
+        self.optimizer_d = adam(self.discriminator.parameters(), **settings)
 
     def forward(self, x):
         """The generator, encoder-decoder-encoder: returns ``(x_hat, z, z_hat)``.
