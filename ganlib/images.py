@@ -18,6 +18,8 @@ def network_size(height: int, width: int) -> int:
     A DCGAN encoder halves the image down to 4x4 and ends with a 4x4
     convolution, so the side must be a power of two (the official GANomaly code
     asserts ``isize % 16 == 0``; GANomaly and ALAD use 32 for MNIST and CIFAR-10).
+
+    Shown in chapters/04_ganomaly.ipynb.
     """
     side = max(int(height), int(width), 16)
     return 1 << (side - 1).bit_length()
