@@ -525,7 +525,7 @@ def test_real_detector_writes_a_record(tmp_path, suite, detector, weights):
     assert (written["status"] == "ok").all()
     assert written["test_auroc"].between(0, 1).all()
     for item in Store(tmp_path).records():
-        assert item["params"]["seed"] == 0 and item["hardware"]
+        assert item["params"]["seed"] == 0 and item["hardware"] and item["device"]
         if detector != "knn":
             assert item["params"]["threads"] == 1 and item["epochs"] == 1
             assert item["selected_epoch"] == 1 and item["history"]["val_auroc"]

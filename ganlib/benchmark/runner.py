@@ -336,9 +336,18 @@ def _common_fields(job: Job, profile: Profile, detector, split, data, note) -> d
         "threads": profile.threads,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "hardware": runmode.hardware(),
+        "device": _device(detector),
         "note": note,
         **environment(),
     }
+
+
+def _device(detector) -> str:
+    """Where the networks ran: "cpu" or a GPU (hardware() sees one only in PyTorch)."""
+    try:
+        return str(detector.backend.device_name)
+    except (AttributeError, RuntimeError):  # a baseline, or a fit that failed early
+        return "cpu"
 
 
 def _score(detector, x_test) -> tuple[np.ndarray, float]:

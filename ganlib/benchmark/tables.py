@@ -205,8 +205,8 @@ def curves(store=None, profile: str = "cpu", key: str = "val_auroc") -> pd.DataF
     rows = []
     for record in store.records(profile=get_profile(profile).name):
         history = record.get("history") or {}
-        if record["rule"] != "labelled" or key not in history:
-            continue
+        if record["rule"] != "labelled" or not isinstance(history.get(key), list):
+            continue  # one history per job; a scalar (OGNet's final value) is no curve
         cell = {name: record[name] for name in ("suite", "class", "detector")}
         cell.update(framework=record["framework"], seed=record["seed"])
         for epoch, value in zip(history.get("epoch", []), history[key]):

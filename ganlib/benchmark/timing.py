@@ -28,11 +28,10 @@ overestimate a quiet machine's.
 
 :func:`plan` lists the jobs and estimates each one as ``setup + epochs ×
 epoch_seconds + scoring_passes × scoring`` (scoring scaled to the suite's
-capped test size).  The wall time is the sum over jobs divided by the number
-of processes, because shard ``i/n`` takes every n-th job of the same
-interleaved list.  Suites not measured borrow the timing of a measured suite
-of the same kind.  The probe runs at the profile's row caps and widths:
-measure again after changing them.
+capped test size).  The wall time is the sum over the jobs of the slowest
+shard (shard ``i/n`` takes every n-th job of the list).  Suites not measured
+borrow the timing of a measured suite of the same kind.  The probe runs at the
+profile's row caps and widths: measure again after changing them.
 """
 
 from __future__ import annotations
@@ -196,55 +195,61 @@ def plan(
     Returns ``(table, totals)``.  The table has ``jobs``, ``seconds_per_job``
     (from CPU seconds: a core of its own) and ``measured_seconds_per_job`` (wall
     seconds as measured).  ``totals`` holds ``jobs``, ``records``, ``cpu_hours``,
-    ``wall_hours`` for ``processes`` processes and ``measured_wall_hours``
-    (``NaN`` where a timing is missing), and the timing rows' distinct
-    ``notes`` and ``hardware``.
+    ``wall_hours`` (the slowest of ``processes`` shards) and
+    ``measured_wall_hours`` (``NaN`` where a timing is missing), and the timing
+    rows' distinct ``notes`` and ``hardware``.
     """
     profile = get_profile(profile)
     listed = jobs(suites, detectors, seeds, classes, framework)
-    frame = pd.DataFrame(
-        [
-            {"suite": j.suite, "detector": j.detector, "framework": j.framework}
-            for j in listed
-        ]
-    )
-    table = frame.value_counts().rename("jobs").sort_index().to_frame()
     try:
         rows = load_timings(profile.name, store)["rows"]
     except FileNotFoundError:
         rows = []
     measured = {(r["suite"], r["detector"], r["framework"]): r for r in rows}
-    for clock, column in (
-        ("cpu_", "seconds_per_job"),
-        ("", "measured_seconds_per_job"),
-    ):
-        table[column] = [
-            _estimate(profile, suite, detector, fw, measured, clock)
-            for suite, detector, fw in table.index
+    frame = pd.DataFrame(
+        [
+            {
+                "suite": j.suite,
+                "detector": j.detector,
+                "framework": j.framework,
+                "seconds_per_job": _estimate(profile, j, measured, "cpu_"),
+                "measured_seconds_per_job": _estimate(profile, j, measured, ""),
+            }
+            for j in listed
         ]
-    hours = (table["jobs"] * table["seconds_per_job"]).sum(min_count=len(table)) / 3600
-    measured_hours = (table["jobs"] * table["measured_seconds_per_job"]).sum(
-        min_count=len(table)
-    ) / 3600
+    )
+    keys = ["suite", "detector", "framework"]
+    table = frame.groupby(keys).agg(
+        jobs=("suite", "size"),
+        seconds_per_job=("seconds_per_job", "first"),
+        measured_seconds_per_job=("measured_seconds_per_job", "first"),
+    )
+
+    def wall_hours(column: str) -> float:
+        # shard i takes jobs i, i+n, ...: the slowest shard sets the wall time
+        shards = [frame[column].iloc[i::processes] for i in range(processes)]
+        return max(shard.sum(min_count=len(shard)) for shard in shards) / 3600
+
     totals = {
         "jobs": len(listed),
         "records": 2 * len(listed),
         "processes": processes,
-        "cpu_hours": hours,
-        "wall_hours": hours / processes,
-        "measured_wall_hours": measured_hours / processes,
+        "cpu_hours": frame["seconds_per_job"].sum(min_count=len(frame)) / 3600,
+        "wall_hours": wall_hours("seconds_per_job"),
+        "measured_wall_hours": wall_hours("measured_seconds_per_job"),
         "notes": sorted({r["note"] for r in rows}),
         "hardware": sorted({r["hardware"] for r in rows}),
     }
     return table, totals
 
 
-def _estimate(profile, suite, detector, framework, measured, clock="cpu_") -> float:
-    """Seconds of one job from the timing row of its detector and framework.
+def _estimate(profile, job: Job, measured: dict, clock: str) -> float:
+    """Seconds of ``job`` from the timing row of its detector and framework.
 
     ``clock="cpu_"`` uses CPU seconds, what the job takes on a core of its own;
     ``clock=""`` the wall seconds measured, slower when the CPU was shared.
     """
+    suite, detector, framework = job.suite, job.detector, job.framework
     kind = SUITES[suite].kind
     stand_ins = [suite] + [s for s in PROBE_SUITES if SUITES[s].kind == kind]
     row = next(
