@@ -46,6 +46,9 @@ def _shard(value: str) -> str:
     return value
 
 
+PROFILE_HELP = f"{', '.join(PROFILES)} (default: cpu)"
+
+
 def _positive(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
@@ -62,7 +65,10 @@ def parser() -> argparse.ArgumentParser:
 
     def selection(command):
         command.add_argument(
-            "--profile", type=_name(PROFILES, "profile"), default="cpu"
+            "--profile",
+            type=_name(PROFILES, "profile"),
+            default="cpu",
+            help=PROFILE_HELP,
         )
         command.add_argument(
             "--suite",
@@ -110,7 +116,12 @@ def parser() -> argparse.ArgumentParser:
     )
 
     report = commands.add_parser("report", help="print the tables from the store")
-    report.add_argument("--profile", type=_name(PROFILES, "profile"), default="cpu")
+    report.add_argument(
+        "--profile",
+        type=_name(PROFILES, "profile"),
+        default="cpu",
+        help=PROFILE_HELP,
+    )
     report.add_argument(
         "--rule", type=_name(RULES, "rule"), help="one selection rule only"
     )
@@ -126,7 +137,12 @@ def parser() -> argparse.ArgumentParser:
     )
 
     timing = commands.add_parser("time", help="measure per-detector timings for plan")
-    timing.add_argument("--profile", type=_name(PROFILES, "profile"), default="cpu")
+    timing.add_argument(
+        "--profile",
+        type=_name(PROFILES, "profile"),
+        default="cpu",
+        help=PROFILE_HELP,
+    )
     timing.add_argument("--detector", nargs="+", type=_name(DETECTORS, "detector"))
     timing.add_argument("--epochs", type=_positive, default=3)
     timing.add_argument(

@@ -42,11 +42,9 @@ from .store import KEY_FIELDS, Store, record_key
 from .suites import DETECTORS, RULES, SUITES, check_name
 
 FRAMEWORK_OPTIONS = ("plan", "default", "other", "both")
-OTHER_CLASSES = (
-    0,
-    1,
-    2,
-)  # the first three digits: a fixed choice, not picked on results
+# the other framework's image cells: the first three digits, a fixed choice that
+# was not picked on results
+OTHER_CLASSES = (0, 1, 2)
 OTHER_TABULAR_SUITES = ("kdd99",)
 DEFAULT_SEEDS = (0, 1, 2)
 THREAD_VARIABLES = (
@@ -114,7 +112,7 @@ def _check_ints(
             raise ValueError(f"{name} must be integers {span}, got {value!r}")
     if not values:
         raise ValueError(f"{name} must not be empty")
-    return tuple(int(v) for v in values)
+    return tuple(dict.fromkeys(int(v) for v in values))  # once each, in order
 
 
 def jobs(
@@ -130,8 +128,10 @@ def jobs(
     take a suite's input kind are left out of it (ALOCC on KDD99); a selection
     that leaves no job at all is an error.
     """
-    suites = tuple(SUITES) if suites is None else tuple(suites)
-    detectors = tuple(DETECTORS) if detectors is None else tuple(detectors)
+    suites = tuple(SUITES) if suites is None else tuple(dict.fromkeys(suites))
+    detectors = (
+        tuple(DETECTORS) if detectors is None else tuple(dict.fromkeys(detectors))
+    )
     for name in suites:
         check_name(name, SUITES, "suite")
     for name in detectors:
@@ -159,11 +159,10 @@ def jobs(
 
 
 def _frameworks(spec, suite, cls, option: str) -> list[tuple[str, str]]:
+    """The (framework, role) pairs that ``option`` runs ``spec`` in for this cell."""
     frameworks = spec.frameworks()
     pairs = list(zip(frameworks, ("default", "other")))
-    if (
-        len(pairs) == 1
-    ):  # a baseline: one "framework", run whenever its default is asked for
+    if len(pairs) == 1:  # a baseline: its one "framework" is its default
         return pairs if option != "other" else []
     if option == "plan":
         other = (
