@@ -136,6 +136,11 @@ def parser() -> argparse.ArgumentParser:
         "--jobs", action="store_true", help="print every job, one per line"
     )
 
+    commands.add_parser(
+        "speed",
+        add_help=False,
+        help="samples/s of every model in both frameworks (see python -m ganlib.speed -h)",
+    )
     timing = commands.add_parser("time", help="measure per-detector timings for plan")
     timing.add_argument(
         "--profile",
@@ -156,6 +161,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run one command; bad input exits with status 2 and a one-line message."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["speed"]:  # the speed table has its own options: ganlib.speed
+        from .. import speed
+
+        speed.main(argv[1:])
+        return 0
     command_line = parser()
     args = command_line.parse_args(argv)
     if args.command in ("run", "plan"):
