@@ -137,6 +137,10 @@ def test_phase_two_trains_d_only_and_the_probe_leaves_phase_one_untouched(framew
     changed = {key.split(".")[0] for key in before if not np.array_equal(after[key], before[key])}
     assert changed == {"discriminator"}
     assert detector.selection_ == "last" and detector.best_epoch_ == 2  # no epoch is selected
+    # the last epoch's weights, scores and threshold are the finished detector's (phase two in)
+    final = detector.decision_function(x_test[:50])
+    np.testing.assert_array_equal(detector.use_selection("normal-only").decision_function(x_test[:50]), final)
+    np.testing.assert_allclose(detector.decision_scores_, detector.decision_function(x_train[:256]))
     # with the probe off, phase one ends where it ended with the probe on: the probe restored every weight
     plain = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=5, **SMALL)
     plain.fit(x_train[:256], epochs=2, validation_data=(x_test[:200], y_test[:200]))
