@@ -47,6 +47,7 @@ class TorchEMA:
     """
 
     def __init__(self, networks: dict, decay: float):
+        """One ``AveragedModel`` per network. Shown in chapters/05_egbad.ipynb."""
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         self.decay = check_decay(decay)
@@ -56,7 +57,10 @@ class TorchEMA:
                          for name, net in self.networks.items()}
 
     def update(self, *names: str) -> None:
-        """Fold the current weights of the named networks (all when none is named) into their averages."""
+        """Fold the current weights of the named networks (all when none is named) into their averages.
+
+        Shown in chapters/05_egbad.ipynb.
+        """
         for name in names or tuple(self.networks):
             self.averages[name].update_parameters(self.networks[name])
 
@@ -121,7 +125,10 @@ class KerasEMA:
 
     @contextmanager
     def swapped(self, *names: str):
-        """Within the block, the named networks (all when none is named) hold their averaged weights."""
+        """Within the block, the named networks (all when none is named) hold their averaged weights.
+
+        Shown in chapters/05_egbad.ipynb.
+        """
         names = names or tuple(self.pairs)
         saved = []
         for name in names:

@@ -9,7 +9,7 @@ from contract import (
 )
 
 from ganlib import metrics, protocols
-from ganlib.alad import ALAD, anomaly_scores, to_model_space
+from ganlib.alad import ALAD, SCORES, anomaly_scores, losses_from_logits, to_model_space
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -51,8 +51,8 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
     rng = np.random.default_rng(0)
     x = rng.random((6, *shape), dtype=np.float32)
     hp = {} if len(shape) == 1 else {"base_filters": 16}
-    torch_model = ALAD(framework="torch", verbose=False, **hp)._build_backend(shape)
-    keras_model = ALAD(framework="keras", verbose=False, **hp)._build_backend(shape)
+    torch_model = ALAD(framework="torch", verbose=False, **hp).build(shape)
+    keras_model = ALAD(framework="keras", verbose=False, **hp).build(shape)
     assert torch_model.parameter_counts() == keras_model.parameter_counts()
     if len(shape) == 3:  # larger weights than N(0, 0.01), so that the comparison is not between near-zeros;
         for net in ("encoder", "generator"):  # the spectrally normalised layers keep their W / sigma scale
@@ -76,10 +76,36 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
 
 
 def test_porting_refuses_spectral_norm_on_one_side_only():
-    torch_model = ALAD(framework="torch", verbose=False, spectral_norm=True)._build_backend((10,))
-    keras_model = ALAD(framework="keras", verbose=False, spectral_norm=False)._build_backend((10,))
+    torch_model = ALAD(framework="torch", verbose=False, spectral_norm=True).build((10,))
+    keras_model = ALAD(framework="keras", verbose=False, spectral_norm=False).build((10,))
     with pytest.raises(ValueError, match="spectral normalisation on one side only"):
         copy_torch_to_keras(torch_model.networks["discriminator_xx"], keras_model.networks["discriminator_xx"])
+
+
+def test_the_shared_loss_composition_gives_the_same_values_through_torch_and_keras_ops():
+    """``losses_from_logits`` is the one composition both twins call: same logits, same losses."""
+    import keras
+    import torch
+
+    rng = np.random.default_rng(0)
+    names = ("xz_real", "xz_fake", "xx_real", "xx_fake", "zz_real", "zz_fake")
+    logits = {name: rng.normal(0.0, 4.0, (16, 1)).astype(np.float32) for name in names}
+    for use_dzz in (True, False):
+        expected = losses_from_logits({k: v.astype(np.float64) for k, v in logits.items()}, np, use_dzz)
+        from_torch = losses_from_logits({k: torch.from_numpy(v) for k, v in logits.items()}, torch, use_dzz)
+        from_keras = losses_from_logits({k: keras.ops.convert_to_tensor(v) for k, v in logits.items()},
+                                        keras.ops, use_dzz)
+        assert set(from_torch) == set(from_keras) == set(expected)
+        for name, value in expected.items():
+            np.testing.assert_allclose(float(from_torch[name]), value, rtol=1e-5, err_msg=name)
+            np.testing.assert_allclose(float(from_keras[name]), value, rtol=1e-5, err_msg=name)
+    # one term checked against PyTorch's own cross-entropy: D_xz calls (x, E(x)) real, (G(z), z) fake
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    real, fake = torch.from_numpy(logits["xz_real"]), torch.from_numpy(logits["xz_fake"])
+    reference = bce(real, torch.ones_like(real)) + bce(fake, torch.zeros_like(fake))
+    np.testing.assert_allclose(expected["loss_d_xz"], float(reference), rtol=1e-5)
+    # without D_zz the cycle term is D_xx's alone
+    assert expected["loss_cycle"] < losses_from_logits(logits, np, True)["loss_cycle"]
 
 
 # ---------------------------------------------------------------------- spectral normalisation
@@ -127,7 +153,7 @@ def test_spectral_norm_keeps_the_largest_singular_value_near_one(framework, mnis
 def test_scoring_weights_are_the_moving_average_the_decay_predicts(framework, kdd):
     decay, x = 0.9, kdd[0][:300]
     detector = ALAD(framework=framework, seed=0, verbose=False, ema_decay=decay, learning_rate=1e-3)
-    backend = detector._build_backend(x.shape[1:])
+    backend = detector.build(x.shape[1:])
     raw_kernel = (lambda: backend.encoder[0].weight.detach().numpy().copy()) if framework == "torch" else \
                  (lambda: np.array(backend.encoder.trainable_variables[0].numpy()))
     history = []
@@ -150,7 +176,7 @@ def test_scoring_weights_are_the_moving_average_the_decay_predicts(framework, kd
 def test_short_kdd99_training_learns_to_detect(framework, kdd):
     x_train, x_val, y_val, x_test, y_test = kdd
     untrained = ALAD(framework=framework, seed=0, verbose=False)
-    untrained._build_backend(x_train.shape[1:])
+    untrained.build(x_train.shape[1:])
     untrained_f1 = metrics.precision_recall_f1(y_test, untrained.decision_function(x_test), 0.2)["f1"]
     # A CI-sized run: 2000 steps at 10x the official learning rate, with a 100-step average, the epoch
     # selected on the validation split
@@ -170,7 +196,7 @@ def test_image_networks_train_and_give_four_scores(framework, mnist_small):
     detector = ALAD(framework=framework, seed=0, verbose=False, **SMALL_IMAGES)
     detector.fit(x_train, epochs=1, validation_data=(x_val, y_val))
     variants = detector.score_variants(x_test)
-    assert set(variants) == {"features", "logits", "l1", "l2"}
+    assert tuple(variants) == SCORES == ALAD.score_names
     for name, scores in variants.items():
         assert scores.shape == (len(x_test),) and np.all(np.isfinite(scores)), name
     np.testing.assert_array_equal(detector.decision_function(x_test), variants["features"])
@@ -180,7 +206,7 @@ def test_image_networks_train_and_give_four_scores(framework, mnist_small):
     # L1 is measured on the 28x28 pixels, not on the padding to 32x32
     np.testing.assert_allclose(variants["l1"][:4], np.abs(2 * x_test[:4] - 1 - (2 * reconstruction - 1))
                                .reshape(4, -1).sum(axis=1), rtol=1e-4)
-    assert ALAD(framework=framework, verbose=False)._build_backend((28, 28, 1)).parameter_counts()["generator"] == 3445377
+    assert ALAD(framework=framework, verbose=False).build((28, 28, 1)).parameter_counts()["generator"] == 3445377
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -188,7 +214,7 @@ def test_without_dzz_the_latent_cycle_is_left_out(framework, kdd):
     """``use_dzz=False``, the paper's ablation: D_zz is not trained and its terms leave G's and E's losses."""
     x = kdd[0][:300]
     detector = ALAD(framework=framework, seed=0, verbose=False, use_dzz=False, learning_rate=1e-3)
-    backend = detector._build_backend(x.shape[1:])
+    backend = detector.build(x.shape[1:])
     before = backend.get_weights()
     backend.train_step(x[:50])
     after = backend.get_weights()
@@ -201,20 +227,25 @@ def test_without_dzz_the_latent_cycle_is_left_out(framework, kdd):
 
 def test_selection_criteria_and_early_stopping(kdd):
     x_train, x_val, y_val = kdd[0][:2000], kdd[1][:1000], kdd[2][:1000]
-    by_score = ALAD(framework="keras", seed=0, verbose=False, learning_rate=1e-4, selection="mean_score", patience=None)
+    by_score = ALAD(framework="keras", seed=0, verbose=False, learning_rate=1e-4, selection="normal-only",
+                    patience=None)
     by_score.fit(x_train, epochs=4, validation_data=(x_val, y_val))
     history = by_score.history_
     assert all(len(history[k]) == 4 for k in ("val_mean_score", "val_l2", "val_auroc"))
+    assert by_score.selection_ == "normal-only"
     assert history["val_mean_score"][by_score.best_epoch_ - 1] == min(history["val_mean_score"])
-    # normal-only validation data: the official criterion, the lowest mean score
-    normal_only = ALAD(framework="keras", seed=0, verbose=False, learning_rate=1e-4, selection="l2", patience=1)
+    # the labelled rule was tracked in the same run
+    assert by_score.use_selection("labelled").best_epoch_ == int(np.argmax(history["val_auroc"])) + 1
+    # normal-only validation data: "auto" falls back to the label-free rule, here the seed report's L2
+    normal_only = ALAD(framework="keras", seed=0, verbose=False, learning_rate=1e-4, normal_only_criterion="l2",
+                       patience=1)
     normal_only.fit(x_train, epochs=6, validation_data=(x_val[y_val == 0], y_val[y_val == 0]))
-    assert "val_auroc" not in normal_only.history_
+    assert "val_auroc" not in normal_only.history_ and normal_only.selection_ == "normal-only"
     stopped = len(normal_only.history_["epoch"])
     assert normal_only.history_["val_l2"][normal_only.best_epoch_ - 1] == min(normal_only.history_["val_l2"])
     assert stopped == 6 or stopped == normal_only.best_epoch_ + 1  # one epoch without improvement ends the run
-    with pytest.raises(ValueError, match="selection='auroc' needs validation labels with both classes"):
-        ALAD(framework="keras", verbose=False, selection="auroc").fit(
+    with pytest.raises(ValueError, match="selection='labelled' needs validation_data whose labels hold both"):
+        ALAD(framework="keras", verbose=False, selection="labelled").fit(
             x_train[:200], epochs=1, validation_data=(x_val[y_val == 0][:50], np.zeros(50)))
 
 
@@ -280,12 +311,16 @@ def test_bad_inputs_give_clear_errors(kdd):
     with pytest.raises(ValueError, match="score must be one of"):
         ALAD(score="fm")
     with pytest.raises(ValueError, match="selection must be one of"):
-        ALAD(selection="test")
+        ALAD(selection="mean_score")  # the old hyper-parameter's value: now normal_only_criterion's
+    with pytest.raises(ValueError, match="normal_only_criterion must be one of \\('mean_score', 'l2'\\)"):
+        ALAD(normal_only_criterion="auroc")
     with pytest.raises(ValueError, match="ema_decay must be a number in \\[0, 1\\)"):
         ALAD(ema_decay=1.0)
     with pytest.raises(ValueError, match="patience must be a positive integer or None"):
         ALAD(patience=0)
     with pytest.raises(ValueError, match="base_filters must be a positive integer"):
+        ALAD(base_filters=0)
+    with pytest.raises(TypeError, match="base_filters must be an integer"):
         ALAD(base_filters=2.5)
     detector = ALAD(framework="torch", verbose=False)
     with pytest.raises(ValueError, match="\\(n, features\\) or images"):

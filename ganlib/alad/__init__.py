@@ -28,7 +28,8 @@ all here: ``"l1"`` and ``"l2"``, :math:`\\lVert x - G(E(x)) \\rVert_{1,2}`;
 D_xx's logit with the "real pair" label (the official code's ``score_ch``).
 
 This module holds what is framework-neutral: hyper-parameters, input
-scaling and padding, and the four scores.  The networks and the training step
+scaling and padding, the composition of the adversarial losses, and the four
+scores.  The networks and the training step
 are in :mod:`ganlib.alad.torch_model` and :mod:`ganlib.alad.keras_model`.
 """
 
@@ -36,13 +37,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import metrics
-from ..detector import TabularOrImageDetector, check_array, check_choice
+from ..detector import TabularOrImageDetector
+from ..egbad import validation_curves
 from ..ema import check_decay
 from ..images import crop, network_size, pad_to_network_size
+from ..losses import bce_with_logits, softplus
 
 SCORES = ("features", "logits", "l1", "l2")
-SELECTIONS = ("auto", "auroc", "mean_score", "l2")
+#: ``normal_only_criterion`` -> the history key of the "normal-only" rule (lower is
+#: better): the official code's mean score of the normal validation samples, or the
+#: seed report's mean L2 reconstruction error
+NORMAL_ONLY_CRITERIA = {"mean_score": "val_mean_score", "l2": "val_l2"}
 
 #: The official code's per-dataset settings (alad/kdd_utilities.py and alad/cifar10_utilities.py)
 TABULAR = {"latent_dim": 32, "batch_size": 50, "learning_rate": 1e-5, "spectral_norm": False}
@@ -63,9 +68,35 @@ def from_model_space(x_net: np.ndarray, height: int | None = None, width: int | 
     return np.clip((crop(x_net, height, width) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def softplus(v: np.ndarray) -> np.ndarray:
-    """log(1 + e^v), computed stably."""
-    return np.logaddexp(0.0, np.asarray(v, dtype=np.float64))
+def losses_from_logits(logits: dict, ops=np, use_dzz: bool = True) -> dict:
+    """ALAD's losses from the discriminators' logits (paper, eqs. 3-5).
+
+    ``logits`` holds D_xz's on (x, E(x)) and (G(z), z) (``xz_real``,
+    ``xz_fake``), D_xx's on (x, x) and (x, G(E(x))) (``xx_real``,
+    ``xx_fake``) and D_zz's on (z, z) and (z, E(G(z))) (``zz_real``,
+    ``zz_fake``).  The discriminators minimise the cross-entropy with labels
+    real = 1, fake = 0.  G and E minimise it with the labels swapped; the cycle
+    terms (D_xx, and D_zz unless ``use_dzz`` is false, the paper's ablation)
+    are shared by G and E, the D_xz term is G's for (G(z), z) and E's for
+    (x, E(x)).  ``ops`` is ``numpy``, ``torch`` or ``keras.ops``: both twins
+    call this one function, so their losses cannot drift apart.
+
+    Shown in chapters/06_alad.ipynb.
+    """
+    def bce(name, target):
+        return bce_with_logits(logits[name], target, ops)
+
+    cycle = bce("xx_real", 0.0) + bce("xx_fake", 1.0)
+    if use_dzz:
+        cycle = cycle + bce("zz_real", 0.0) + bce("zz_fake", 1.0)
+    return {
+        "loss_d_xz": bce("xz_real", 1.0) + bce("xz_fake", 0.0),
+        "loss_d_xx": bce("xx_real", 1.0) + bce("xx_fake", 0.0),
+        "loss_d_zz": bce("zz_real", 1.0) + bce("zz_fake", 0.0),
+        "loss_g_xz": bce("xz_fake", 1.0),
+        "loss_e_xz": bce("xz_real", 0.0),
+        "loss_cycle": cycle,
+    }
 
 
 def anomaly_scores(x_net: np.ndarray, outputs: dict, height: int | None = None, width: int | None = None) -> dict:
@@ -76,6 +107,8 @@ def anomaly_scores(x_net: np.ndarray, outputs: dict, height: int | None = None, 
     ``features_real`` / ``features_fake``, D_xx's last hidden layer on (x, x)
     and on (x, G(E(x))).  For images, L1 and L2 are measured on the original
     ``height`` x ``width`` pixels, not on the padding.
+
+    Shown in chapters/06_alad.ipynb.
     """
     reconstruction = outputs["reconstruction"]
     if x_net.ndim == 4:
@@ -85,7 +118,7 @@ def anomaly_scores(x_net: np.ndarray, outputs: dict, height: int | None = None, 
     feature_gap = (np.asarray(outputs["features_real"], np.float64) - outputs["features_fake"]).reshape(n, -1)
     return {
         "features": np.abs(feature_gap).sum(axis=1),
-        "logits": softplus(-np.asarray(outputs["logit_fake"]).reshape(n)),
+        "logits": softplus(-np.asarray(outputs["logit_fake"], np.float64).reshape(n)),
         "l1": np.abs(residual).sum(axis=1),
         "l2": np.sqrt((residual ** 2).sum(axis=1)),
     }
@@ -124,16 +157,19 @@ class ALAD(TabularOrImageDetector):
 
     Choices and deviations (each reachable by a hyper-parameter where it is a choice):
 
-    - ``selection="auto"`` selects the epoch by validation AUROC when the
-      validation labels hold both classes (this book's protocols), otherwise
-      by the lowest mean ``score`` on the (normal) validation samples, the
-      official code's criterion (``"mean_score"``); ``"l2"`` is the seed
-      report's mean L2 reconstruction error.  All of them are recorded in
-      ``history_`` every epoch.  The official code picks the best epoch but
-      then tests the *last* weights; here the selected weights are restored;
-    - ``patience=10`` stops after ten epochs without a better validation value
-      (official ``PATIENCE``); the official early stopping crashes on the
-      tabular datasets, which have no validation split;
+    - model selection (the constructor's ``selection``, see
+      :meth:`ganlib.detector.Detector.fit`): ``"auto"`` selects the epoch by
+      validation AUROC when the validation labels hold both classes (this
+      book's protocols), otherwise by the ``"normal-only"`` rule, whose
+      criterion ``normal_only_criterion`` chooses: the lowest mean ``score``
+      of the normal validation samples, the official code's (``"mean_score"``,
+      default), or the seed report's mean L2 reconstruction error (``"l2"``).
+      All of them are recorded in ``history_`` every epoch.  The official code
+      picks the best epoch but then tests the *last* weights; here the
+      selected weights are restored (``use_selection("last")`` gives the last);
+    - ``patience=10`` stops after ten epochs without improving the rule in
+      force (official ``PATIENCE``); the official early stopping crashes on
+      the tabular datasets, which have no validation split;
     - D_xx stacks its two images along *channels*, (H, W, 2C); the official
       code concatenates them along the image *height*, (2H, W, C), which makes
       D_xx's convolutions see the two images one above the other;
@@ -156,6 +192,8 @@ class ALAD(TabularOrImageDetector):
     }
     default_framework = "keras"
     family_defaults = {"tabular": TABULAR, "image": IMAGE}
+    score_names = SCORES
+    choices = {"normal_only_criterion": tuple(NORMAL_ONLY_CRITERIA)}
     defaults = {
         "latent_dim": None,        # 32 tabular, 100 images
         "batch_size": None,        # 50 tabular, 32 images
@@ -166,73 +204,67 @@ class ALAD(TabularOrImageDetector):
         "ema_decay": 0.999,
         "use_dzz": True,           # the README: "please use it with --enable_dzz"
         "score": "features",
-        "selection": "auto",
+        "normal_only_criterion": "mean_score",  # official; "l2": the seed report's
         "patience": 10,
         "epochs": 100,
     }
 
-    def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
-        super().__init__(framework=framework, seed=seed, verbose=verbose, **hyperparameters)
-        hp = self.hyperparameters
-        check_choice(hp["score"], SCORES, "score")
-        check_choice(hp["selection"], SELECTIONS, "selection")
+    def check_hyperparameters(self, hp):
+        """The averages' decay in [0, 1); positive convolution widths and patience."""
         check_decay(hp["ema_decay"])
-        base, patience = hp["base_filters"], hp["patience"]
-        if isinstance(base, bool) or not isinstance(base, int) or base < 1:
-            raise ValueError(f"base_filters must be a positive integer, got {base!r}")
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"patience must be a positive integer or None, got {patience!r}")
+        if hp["base_filters"] < 1:
+            raise ValueError("base_filters must be a positive integer, "
+                             f"got {hp['base_filters']!r}")
+        if hp["patience"] is not None and hp["patience"] < 1:
+            raise ValueError("patience must be a positive integer or None, "
+                             f"got {hp['patience']!r}")
+
+    @property
+    def label_free_criterion(self) -> tuple[str, bool]:
+        """The "normal-only" rule's key, ``val_mean_score`` or ``val_l2``."""
+        criterion = self.hyperparameters["normal_only_criterion"]
+        return NORMAL_ONLY_CRITERIA[criterion], False
 
     def check_image_shape(self, shape):
         if network_size(shape[1], shape[2]) != IMAGE_SIDE:
-            raise ValueError(f"ALAD's image networks take images from 17x17 to 32x32 (padded to 32x32), "
-                             f"got {shape[1]}x{shape[2]}")
+            raise ValueError(f"ALAD's image networks take images from 17x17 to 32x32 "
+                             f"(padded to 32x32), got {shape[1]}x{shape[2]}")
 
-    def _validation_metric(self, x_val, y_val):
-        """Record the validation metrics of one epoch and return the one ``selection`` chooses by.
+    def validation_values(self, x_val, y_val):
+        """The validation values of one epoch, from one pass of the networks.
 
-        ``val_mean_score`` and ``val_l2`` are means over the normal validation
-        samples (lower is better); ``val_auroc``, ``val_auprc`` and ``val_f1``
-        (top share of scores equal to the validation anomaly share flagged) are
-        recorded when ``y_val`` holds both classes.
+        ``val_mean_score`` (of ``score``) and ``val_l2`` are means over the
+        normal validation samples, the two label-free criteria (lower is
+        better); ``val_auroc``, ``val_auprc`` and ``val_f1`` (top share of
+        scores equal to the validation anomaly share flagged) are recorded when
+        ``y_val`` holds both classes.
         """
-        scores = self.score_variants(x_val)
-        score = scores[self.hyperparameters["score"]]
         normal = y_val == 0
         if not normal.any():
             raise ValueError("the validation split needs normal samples")
-        values = {"val_mean_score": float(np.mean(score[normal])), "val_l2": float(np.mean(scores["l2"][normal]))}
-        both_classes = len(np.unique(y_val)) == 2
-        if both_classes:
-            values.update(val_auroc=metrics.auroc(y_val, score), val_auprc=metrics.auprc(y_val, score),
-                          val_f1=metrics.precision_recall_f1(y_val, score, float(np.mean(y_val)))["f1"])
-        selection = self.hyperparameters["selection"]
-        if selection == "auto":
-            selection = "auroc" if both_classes else "mean_score"
-        if selection == "auroc" and not both_classes:
-            raise ValueError("selection='auroc' needs validation labels with both classes")
-        key = {"auroc": "val_auroc", "mean_score": "val_mean_score", "l2": "val_l2"}[selection]
-        self._record(**{k: v for k, v in values.items() if k != key})  # the training loop records `key`
-        return key, values[key], key == "val_auroc"
+        scores = self.score_variants(x_val)
+        return {**validation_curves(y_val, scores[self.hyperparameters["score"]]),
+                "val_l2": float(np.mean(scores["l2"][normal]))}
 
     # ------------------------------------------------------------------ scoring
 
-    def score_variants(self, x) -> dict[str, np.ndarray]:
-        """All four scores of ``x`` from one pass of the networks: features, logits, l1, l2."""
-        x = check_array(x, self.input_kind, "x", input_shape=self._fitted_shape())
-        return anomaly_scores(to_model_space(x), self.model_outputs(x), *self._image_size())
+    def to_model_space(self, X) -> np.ndarray:
+        """Network input: images padded to 32x32, scaled to [-1, 1]; rows unchanged."""
+        return to_model_space(X)
 
-    def score_from_outputs(self, x, outputs):
-        return anomaly_scores(to_model_space(x), outputs, *self._image_size())[self.hyperparameters["score"]]
+    def scores_from_outputs(self, x, outputs):
+        """The four scores of ``SCORES`` from one pass of the networks."""
+        return anomaly_scores(self.to_model_space(x), outputs, *self._image_size())
 
     def _image_size(self) -> tuple:
         shape = self._fitted_shape()
         return (shape[0], shape[1]) if len(shape) == 3 else (None, None)
 
-    def reconstruct(self, x) -> np.ndarray:
+    def reconstruct(self, X) -> np.ndarray:
         """G(E(x)) in inference mode with the averaged weights, in the input's shape and range."""
-        return from_model_space(self.model_outputs(x)["reconstruction"], *self._image_size())
+        reconstruction = self.model_outputs(X)["reconstruction"]
+        return from_model_space(reconstruction, *self._image_size())
 
-    def encode(self, x) -> np.ndarray:
+    def encode(self, X) -> np.ndarray:
         """E(x), the latent codes, with the averaged weights."""
-        return self.model_outputs(x)["latent"]
+        return self.model_outputs(X)["latent"]

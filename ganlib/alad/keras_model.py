@@ -12,12 +12,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ..backend_keras import KerasBackend
+from ..backend_keras import KerasBackend, batch_norm
 from ..ema import KerasEMA, WithAverages, keras_adam
-from . import to_model_space
+from . import losses_from_logits, to_model_space
 
 LEAK = 0.2
-BATCHNORM = {"momentum": 0.9, "epsilon": 1e-5}  # PyTorch's defaults
 NETWORKS = ("encoder", "generator", "discriminator_xz", "discriminator_xx", "discriminator_zz")
 
 
@@ -63,6 +62,7 @@ def discriminator_xz(x_branch: keras.Sequential, z_branch: keras.Sequential, joi
 
     The branches are sub-models so that the layers come in the PyTorch twin's
     order (a functional model would list them by depth, interleaving the branches).
+    Shown in chapters/06_alad.ipynb.
     """
     x_in, z_in = keras.Input(x_branch.input_shape[1:], name="x"), keras.Input(z_branch.input_shape[1:], name="z")
     joint = keras.layers.Concatenate()([x_branch(x_in), z_branch(z_in)])
@@ -73,11 +73,14 @@ def discriminator_xz(x_branch: keras.Sequential, z_branch: keras.Sequential, joi
 
 
 def tabular_discriminator_xz(features: int, latent_dim: int, sn: bool = False) -> keras.Model:
-    """D_xz(x, z): the same layers as the PyTorch ``TabularDiscriminatorXZ``."""
+    """D_xz(x, z): the same layers as the PyTorch ``TabularDiscriminatorXZ``.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     init = Initializers(image=False)
     x_branch = keras.Sequential([keras.Input((features,)),
                                  normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
-                                 keras.layers.BatchNormalization(**BATCHNORM), keras.layers.LeakyReLU(LEAK)],
+                                 batch_norm(), keras.layers.LeakyReLU(LEAK)],
                                 name="x_branch")
     z_branch = keras.Sequential([keras.Input((latent_dim,)),
                                  normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
@@ -86,7 +89,10 @@ def tabular_discriminator_xz(features: int, latent_dim: int, sn: bool = False) -
 
 
 def pair_discriminator(shape: tuple, hidden_layers: list, init, name: str) -> keras.Model:
-    """D(a, b) -> (logit, features) for two inputs of ``shape``, stacked along the last axis, then ``hidden_layers``."""
+    """D(a, b) -> (logit, features): two inputs stacked, then ``hidden_layers``.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     a_in, b_in = keras.Input(shape, name="a"), keras.Input(shape, name="b")
     features_out = keras.layers.Concatenate(axis=-1)([a_in, b_in])
     for layer in hidden_layers:
@@ -96,6 +102,10 @@ def pair_discriminator(shape: tuple, hidden_layers: list, init, name: str) -> ke
 
 
 def tabular_discriminator_xx(features: int, sn: bool = False) -> keras.Model:
+    """D_xx(x, x'): the PyTorch ``tabular_discriminator_xx``.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     init = Initializers(image=False)
     return pair_discriminator((features,), [normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
                                             keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.2)],
@@ -112,10 +122,14 @@ def tabular_discriminator_zz(latent_dim: int, sn: bool = False) -> keras.Model:
 # ---------------------------------------------------------------------- image networks (32x32, MNIST padded)
 
 def _conv_block(filters: int, sn: bool, batchnorm: bool, kernel: int = 4) -> list:
+    """A stride-2 'same' conv (spectral norm if ``sn``), optional BatchNorm, LeakyReLU.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     init = Initializers(image=True)
     layers = [normalized(keras.layers.Conv2D(filters, kernel, strides=2, padding="same", kernel_initializer=init()), sn)]
     if batchnorm:
-        layers.append(keras.layers.BatchNormalization(**BATCHNORM))
+        layers.append(batch_norm())
     return layers + [keras.layers.LeakyReLU(LEAK)]
 
 
@@ -132,7 +146,7 @@ def image_generator(channels: int, latent_dim: int, base: int = 128) -> keras.Se
 
     def block(filters, padding):
         return [keras.layers.Conv2DTranspose(filters, 4, strides=2, padding=padding, kernel_initializer=init()),
-                keras.layers.BatchNormalization(**BATCHNORM), keras.layers.ReLU()]
+                batch_norm(), keras.layers.ReLU()]
 
     return keras.Sequential([keras.Input((latent_dim,)), keras.layers.Reshape((1, 1, latent_dim)),
                              *block(4 * base, "valid"), *block(2 * base, "same"), *block(base, "same"),
@@ -157,7 +171,10 @@ def image_discriminator_xz(channels: int, latent_dim: int, sn: bool = True, base
 
 
 def image_discriminator_xx(channels: int, sn: bool = True) -> keras.Model:
-    """D_xx(x, x'): the two images stacked along channels, conv 64 -> 128 (k5 s2, dropout 0.2), flatten -> 1."""
+    """D_xx(x, x'): images stacked on channels, conv 64, 128 (k5 s2, dropout 0.2) -> 1.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     hidden = []
     for filters in (64, 128):
         hidden += [*_conv_block(filters, sn, False, kernel=5), keras.layers.Dropout(0.2)]
@@ -204,39 +221,30 @@ class ALADKeras(WithAverages, KerasBackend):
         self.noise = keras.random.SeedGenerator(seed)
         self._step = tf.function(self._graph_step, reduce_retracing=True)
 
-    @staticmethod
-    def bce(logits, real: bool):
-        target = tf.ones_like(logits) if real else tf.zeros_like(logits)
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=logits))
-
     def adversarial_losses(self, x, z):
-        """The same forward pass and losses as ``ALADTorch.adversarial_losses`` (paper, eqs. 3-5)."""
+        """The PyTorch twin's forward pass and the same ``losses_from_logits``."""
         enc, gen = self.encoder, self.generator
         z_enc, x_gen = enc(x, training=True), gen(z, training=True)
         x_rec, z_rec = gen(z_enc, training=True), enc(x_gen, training=True)
-        xz_real, _ = self.d_xz([x, z_enc], training=True)
-        xz_fake, _ = self.d_xz([x_gen, z], training=True)
-        xx_real, _ = self.d_xx([x, x], training=True)
-        xx_fake, _ = self.d_xx([x, x_rec], training=True)
-        zz_real, _ = self.d_zz([z, z], training=True)
-        zz_fake, _ = self.d_zz([z, z_rec], training=True)
-        cycle = self.bce(xx_real, False) + self.bce(xx_fake, True)
-        if self.hp["use_dzz"]:
-            cycle = cycle + self.bce(zz_real, False) + self.bce(zz_fake, True)
-        return {
-            "loss_d_xz": self.bce(xz_real, True) + self.bce(xz_fake, False),
-            "loss_d_xx": self.bce(xx_real, True) + self.bce(xx_fake, False),
-            "loss_d_zz": self.bce(zz_real, True) + self.bce(zz_fake, False),
-            "loss_g_xz": self.bce(xz_fake, True),
-            "loss_e_xz": self.bce(xz_real, False),
-            "loss_cycle": cycle,
+        logits = {
+            "xz_real": self.d_xz([x, z_enc], training=True)[0],
+            "xz_fake": self.d_xz([x_gen, z], training=True)[0],
+            "xx_real": self.d_xx([x, x], training=True)[0],
+            "xx_fake": self.d_xx([x, x_rec], training=True)[0],
+            "zz_real": self.d_zz([z, z], training=True)[0],
+            "zz_fake": self.d_zz([z, z_rec], training=True)[0],
         }
+        return losses_from_logits(logits, keras.ops, self.hp["use_dzz"])
 
     def _apply(self, tape, loss, name):
         variables = self.networks[name].trainable_variables
         self.optimizers[name].apply_gradients(zip(tape.gradient(loss, variables), variables))
 
     def _graph_step(self, x):
+        """The PyTorch twin's ``train_step`` under ``tf.GradientTape``.
+
+        Shown in chapters/06_alad.ipynb.
+        """
         latent = (tf.shape(x)[0], self.hp["latent_dim"])
         pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
 

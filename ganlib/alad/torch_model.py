@@ -16,7 +16,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from ..backend_torch import ChannelsLastFlatten, Conv2dSame, TorchBackend, glorot_init
 from ..ema import TorchEMA, WithAverages
-from . import to_model_space
+from . import losses_from_logits, to_model_space
 
 LEAK = 0.2  # the official leakyReLu's slope
 
@@ -30,18 +30,25 @@ def normalized(layer: nn.Module, enabled: bool) -> nn.Module:
 # ---------------------------------------------------------------------- tabular networks (KDD99, Arrhythmia)
 
 def tabular_encoder(features: int, latent_dim: int, sn: bool = False) -> nn.Sequential:
-    """x -> z: Dense 64, LeakyReLU, Dense latent."""
+    """x -> z: Dense 64, LeakyReLU, Dense latent. Shown in chapters/06_alad.ipynb."""
     return nn.Sequential(normalized(nn.Linear(features, 64), sn), nn.LeakyReLU(LEAK), nn.Linear(64, latent_dim))
 
 
 def tabular_generator(features: int, latent_dim: int) -> nn.Sequential:
-    """z -> x: Dense 64 ReLU, Dense 128 ReLU, Dense features (linear)."""
+    """z -> x: Dense 64 ReLU, Dense 128 ReLU, Dense features (linear).
+
+    Shown in chapters/06_alad.ipynb.
+    """
     return nn.Sequential(nn.Linear(latent_dim, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
                          nn.Linear(128, features))
 
 
 class TabularDiscriminatorXZ(nn.Module):
-    """D_xz(x, z): x-branch Dense 128 + BatchNorm, z-branch Dense 128 (dropout 0.5), joint Dense 128 (dropout 0.5) -> 1."""
+    """D_xz(x, z): x-branch Dense 128 + BatchNorm, z-branch Dense 128 (dropout 0.5),
+    joint Dense 128 (dropout 0.5) -> 1.
+
+    Shown in chapters/06_alad.ipynb.
+    """
 
     def __init__(self, features: int, latent_dim: int, sn: bool = False):
         super().__init__()
@@ -60,6 +67,7 @@ class PairDiscriminator(nn.Module):
 
     D_xx and D_zz both have this form; ``hidden`` holds their hidden layers and
     its output, flattened, is the feature-matching layer of the "features" score.
+    Shown in chapters/06_alad.ipynb.
     """
 
     def __init__(self, hidden: nn.Sequential, hidden_size: int):
@@ -73,7 +81,10 @@ class PairDiscriminator(nn.Module):
 
 
 def tabular_discriminator_xx(features: int, sn: bool = False) -> PairDiscriminator:
-    """D_xx(x, x'): Dense 128, LeakyReLU, dropout 0.2 -> 1."""
+    """D_xx(x, x'): Dense 128, LeakyReLU, dropout 0.2 -> 1.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     return PairDiscriminator(nn.Sequential(normalized(nn.Linear(2 * features, 128), sn), nn.LeakyReLU(LEAK),
                                            nn.Dropout(0.2)), 128)
 
@@ -133,7 +144,10 @@ class ImageDiscriminatorXZ(nn.Module):
 
 
 def image_discriminator_xx(channels: int, sn: bool = True) -> PairDiscriminator:
-    """D_xx(x, x'): the two images stacked along channels, conv 64 -> 128 (k5 s2, dropout 0.2), flatten -> 1."""
+    """D_xx(x, x'): images stacked on channels, conv 64, 128 (k5 s2, dropout 0.2) -> 1.
+
+    Shown in chapters/06_alad.ipynb.
+    """
     def block(c_in, c_out):
         return [normalized(Conv2dSame(c_in, c_out, 5, stride=2), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.2)]
 
@@ -198,40 +212,24 @@ class ALADTorch(WithAverages, TorchBackend):
                            for k, net in self.networks.items()}
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
 
-    @staticmethod
-    def bce(logits, real: bool):
-        """Cross-entropy of ``logits`` with the label 1 (``real``) or 0, averaged over the batch."""
-        target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-        return nn.functional.binary_cross_entropy_with_logits(logits, target)
-
     def adversarial_losses(self, x, z):
         """One forward pass through all five networks, and each side's losses (paper, eqs. 3-5).
 
-        With (x, E(x)) and (G(z), z) for D_xz, (x, x) and (x, G(E(x))) for
-        D_xx, (z, z) and (z, E(G(z))) for D_zz, the discriminators minimise
-        the cross-entropy with labels real = 1, fake = 0.  G and E minimise it
-        with the labels swapped; the cycle terms (D_xx and D_zz) are shared
-        by G and E, the D_xz term is G's for (G(z), z) and E's for (x, E(x)).
+        The pairs are (x, E(x)) and (G(z), z) for D_xz, (x, x) and (x, G(E(x)))
+        for D_xx, (z, z) and (z, E(G(z))) for D_zz; the losses are composed
+        from their logits by :func:`ganlib.alad.losses_from_logits`, shared
+        with the Keras twin.
+
+        Shown in chapters/06_alad.ipynb.
         """
         z_enc, x_gen = self.encoder(x), self.generator(z)
         x_rec, z_rec = self.generator(z_enc), self.encoder(x_gen)
-        xz_real, _ = self.d_xz(x, z_enc)
-        xz_fake, _ = self.d_xz(x_gen, z)
-        xx_real, _ = self.d_xx(x, x)
-        xx_fake, _ = self.d_xx(x, x_rec)
-        zz_real, _ = self.d_zz(z, z)
-        zz_fake, _ = self.d_zz(z, z_rec)
-        cycle = self.bce(xx_real, False) + self.bce(xx_fake, True)
-        if self.hp["use_dzz"]:
-            cycle = cycle + self.bce(zz_real, False) + self.bce(zz_fake, True)
-        return {
-            "loss_d_xz": self.bce(xz_real, True) + self.bce(xz_fake, False),
-            "loss_d_xx": self.bce(xx_real, True) + self.bce(xx_fake, False),
-            "loss_d_zz": self.bce(zz_real, True) + self.bce(zz_fake, False),
-            "loss_g_xz": self.bce(xz_fake, True),
-            "loss_e_xz": self.bce(xz_real, False),
-            "loss_cycle": cycle,
+        logits = {
+            "xz_real": self.d_xz(x, z_enc)[0], "xz_fake": self.d_xz(x_gen, z)[0],
+            "xx_real": self.d_xx(x, x)[0], "xx_fake": self.d_xx(x, x_rec)[0],
+            "zz_real": self.d_zz(z, z)[0], "zz_fake": self.d_zz(z, z_rec)[0],
         }
+        return losses_from_logits(logits, torch, self.hp["use_dzz"])
 
     def _step(self, loss, names):
         for name in names:
@@ -241,6 +239,10 @@ class ALADTorch(WithAverages, TorchBackend):
             self.optimizers[name].step()
 
     def train_step(self, batch):
+        """One step of the three discriminators, then one of G and E.
+
+        Shown in chapters/06_alad.ipynb.
+        """
         self.train_mode(True)
         x = self.to_tensor(to_model_space(batch))
         latent = (len(x), self.hp["latent_dim"])

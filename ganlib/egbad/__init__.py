@@ -12,29 +12,32 @@ pass, with no per-sample latent search as in AnoGAN.  The anomaly score
     A(x) = \\alpha\\, L_G(x) + (1 - \\alpha)\\, L_D(x), \\qquad
     L_G(x) = \\lVert x - G(E(x)) \\rVert_1, \\qquad \\alpha = 0.9,
 
-with one of two discriminator terms:
+with one of these discriminator terms, each a name of ``score_names``:
 
-- cross-entropy (``discriminator_score="cross-e"``): :math:`L_D(x) = \\mathrm{BCE}(\\sigma(D(x, E(x))), 1)`,
-  how unconvincing the pair (x, E(x)) is to D.  The official code evaluates D on
-  the *reconstructed* pair (G(E(x)), E(x)) instead; ``cross_e_pair="reconstruction"``
-  selects that form, ``"input"`` (default) the paper's;
-- feature matching (``"fm"``): :math:`L_D(x) = \\lVert f_D(x, E(x)) - f_D(G(E(x)), E(x)) \\rVert_1`,
-  with f_D the discriminator's last hidden layer.
+- ``"cross_entropy"`` (default): :math:`L_D(x) = \\mathrm{BCE}(\\sigma(D(x, E(x))), 1)`,
+  how unconvincing the pair (x, E(x)) is to D, as the paper writes it;
+- ``"cross_entropy_code"``: the same on the *reconstructed* pair
+  (G(E(x)), E(x)), which is what the official code evaluates;
+- ``"feature_matching"``:
+  :math:`L_D(x) = \\lVert f_D(x, E(x)) - f_D(G(E(x)), E(x)) \\rVert_1`,
+  with f_D the discriminator's last hidden layer;
+- ``"reconstruction"``: :math:`L_G(x)` alone (:math:`\\alpha = 1`).
 
 The networks are in :mod:`ganlib.egbad.torch_model` and
-:mod:`ganlib.egbad.keras_model`; the score and the preprocessing, written once,
-are below.
+:mod:`ganlib.egbad.keras_model`; the losses, the scores and the preprocessing,
+written once for both, are below.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..detector import TabularOrImageDetector, check_array, check_choice
 from .. import metrics
+from ..detector import TabularOrImageDetector
+from ..ema import check_decay
+from ..losses import bce_with_logits, softplus
 
-DISCRIMINATOR_SCORES = ("cross-e", "fm")
-CROSS_E_PAIRS = ("input", "reconstruction")
+SCORES = ("cross_entropy", "cross_entropy_code", "feature_matching", "reconstruction")
 
 # The official code's per-dataset settings (bigan/kdd_utilities.py, bigan/mnist_utilities.py)
 TABULAR = {"latent_dim": 32, "batch_size": 50, "hidden_dim": 128}
@@ -53,33 +56,69 @@ def from_model_space(x: np.ndarray) -> np.ndarray:
     return (x + 1.0) / 2.0 if x.ndim == 4 else x
 
 
-def softplus(v: np.ndarray) -> np.ndarray:
-    """log(1 + e^v), computed stably."""
-    v = np.asarray(v, dtype=np.float64)
-    return np.logaddexp(0.0, v)
+def bigan_losses(logit_real, logit_fake, ops=np) -> dict:
+    """The BiGAN's losses from D's logits on real (x, E(x)) and fake (G(z), z) pairs.
+
+    D minimises the cross-entropy with the labels real = 1, fake = 0 (it
+    maximises V(D, E, G), paper, section 2, eq. 1); G and E minimise it with the
+    labels inverted (the official code's non-saturating form): G wants its pairs
+    called real, E wants the real pairs called fake.  ``ops`` is ``numpy``,
+    ``torch`` or ``keras.ops``: the same lines serve both twins.
+
+    Shown in chapters/05_egbad.ipynb.
+    """
+    real_is_real = bce_with_logits(logit_real, 1.0, ops)
+    fake_is_fake = bce_with_logits(logit_fake, 0.0, ops)
+    return {"loss_d": real_is_real + fake_is_fake,
+            "loss_g": bce_with_logits(logit_fake, 1.0, ops),
+            "loss_e": bce_with_logits(logit_real, 0.0, ops)}
 
 
-def anomaly_score(x, outputs: dict, alpha: float = 0.9, discriminator_score: str = "cross-e",
-                  cross_e_pair: str = "input") -> np.ndarray:
-    """A(x) = α·‖x − G(E(x))‖₁ + (1 − α)·L_D(x), per sample (paper, section 3).
+def anomaly_scores(x, outputs: dict, alpha: float = 0.9) -> dict[str, np.ndarray]:
+    """A(x) = α·‖x − G(E(x))‖₁ + (1 − α)·L_D(x) per sample, each L_D (paper, section 3).
 
     ``x`` is the input in model space and ``outputs`` the networks' outputs
     (``reconstruction`` in model space, ``logit_input`` = D(x, E(x)),
     ``logit_reconstruction`` = D(G(E(x)), E(x)), ``features_input`` and
     ``features_reconstruction``, D's last hidden layer on the two pairs).
-    BCE(σ(l), 1) = −log σ(l) = softplus(−l).
+    BCE(σ(l), 1) = −log σ(l) = softplus(−l).  Keys are ``SCORES``;
+    ``"reconstruction"`` is the residual alone (α = 1).
+
+    Shown in chapters/05_egbad.ipynb.
     """
     n = len(x)
-    residual = np.abs(np.asarray(x, np.float64) - outputs["reconstruction"]).reshape(n, -1).sum(axis=1)
-    if discriminator_score == "cross-e":
-        logit = outputs["logit_input" if cross_e_pair == "input" else "logit_reconstruction"].reshape(n)
-        dis = softplus(-logit)
-    elif discriminator_score == "fm":
-        dis = np.abs(outputs["features_input"].astype(np.float64)
-                     - outputs["features_reconstruction"]).reshape(n, -1).sum(axis=1)
-    else:
-        raise ValueError(f"discriminator_score must be one of {DISCRIMINATOR_SCORES}, got {discriminator_score!r}")
-    return alpha * residual + (1.0 - alpha) * dis
+
+    def rows(array):
+        return np.asarray(array, np.float64).reshape(n, -1)
+
+    residual = np.abs(rows(x) - rows(outputs["reconstruction"])).sum(axis=1)
+    gap = rows(outputs["features_input"]) - rows(outputs["features_reconstruction"])
+    discriminator = {
+        "cross_entropy": softplus(-rows(outputs["logit_input"])[:, 0]),
+        "cross_entropy_code": softplus(-rows(outputs["logit_reconstruction"])[:, 0]),
+        "feature_matching": np.abs(gap).sum(axis=1),
+    }
+    scores = {name: alpha * residual + (1.0 - alpha) * term
+              for name, term in discriminator.items()}
+    return {**scores, "reconstruction": residual}
+
+
+def validation_curves(y_val: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    """What EGBAD and ALAD record each epoch, from the scores of the validation samples.
+
+    ``val_mean_score``: the mean score of the normal samples (no anomaly's
+    label is used); when ``y_val`` holds both classes, ``val_auroc``,
+    ``val_auprc`` and ``val_f1`` with the top share of scores equal to the
+    validation anomaly share flagged.
+    """
+    normal = y_val == 0
+    values = {"val_mean_score": float(np.mean(scores[normal]))} if normal.any() else {}
+    if len(np.unique(y_val)) == 2:
+        flagged = float(np.mean(y_val))
+        values.update(val_auroc=metrics.auroc(y_val, scores),
+                      val_auprc=metrics.auprc(y_val, scores),
+                      val_f1=metrics.precision_recall_f1(y_val, scores, flagged)["f1"])
+    return values
 
 
 class EGBAD(TabularOrImageDetector):
@@ -110,11 +149,16 @@ class EGBAD(TabularOrImageDetector):
 
     Choices and deviations (each reachable by a hyper-parameter):
 
-    - ``discriminator_score="cross-e"`` by default, the variant whose KDD99 figure
-      the paper reports (0.9200 / 0.9582 / 0.9372); the official command line
-      defaults to ``"fm"``;
-    - ``cross_e_pair="input"``: the paper's D(x, E(x)); the official code's
-      D(G(E(x)), E(x)) is ``"reconstruction"``;
+    - ``score="cross_entropy"`` by default, the variant whose KDD99 figure
+      the paper reports (0.9200 / 0.9582 / 0.9372), on the paper's pair
+      D(x, E(x)); the official code's pair D(G(E(x)), E(x)) is
+      ``"cross_entropy_code"``, and its command line defaults to
+      ``"feature_matching"``; :meth:`score_variants` gives all four;
+    - model selection: the official code has no validation criterion: it trains
+      a fixed number of epochs and tests the last weights (``bigan/run_kdd.py``,
+      ``bigan/run_mnist.py``), which ``selection="last"`` reproduces.  The
+      ``"normal-only"`` rule selects on the mean score of the normal
+      validation samples (``val_mean_score``, lower is better);
     - the D step and the G/E step use the same mini-batch (the official code draws
       the G/E batch from a second shuffle of the training set);
     - BatchNorm momentum 0.9 / epsilon 1e-5 (PyTorch's) instead of TF1's 0.99 / 1e-3;
@@ -128,6 +172,9 @@ class EGBAD(TabularOrImageDetector):
     }
     default_framework = "keras"
     family_defaults = {"tabular": TABULAR, "image": IMAGE}
+    score_names = SCORES
+    # the official code has none (see above): the mean score of the normal samples
+    label_free_criterion = ("val_mean_score", False)
     defaults = {
         "latent_dim": None,          # 32 tabular, 200 images
         "hidden_dim": None,          # D's feature-matching layer: 128 tabular, 1024 images
@@ -136,61 +183,40 @@ class EGBAD(TabularOrImageDetector):
         "beta_1": 0.5,
         "ema_decay": 0.999,
         "alpha": 0.9,
-        "discriminator_score": "cross-e",
-        "cross_e_pair": "input",
+        "score": "cross_entropy",
         "epochs": 20,
     }
 
-    def __init__(self, framework=None, seed=0, verbose=True, **hyperparameters):
-        super().__init__(framework=framework, seed=seed, verbose=verbose, **hyperparameters)
-        hp = self.hyperparameters
-        check_choice(hp["discriminator_score"], DISCRIMINATOR_SCORES, "discriminator_score")
-        check_choice(hp["cross_e_pair"], CROSS_E_PAIRS, "cross_e_pair")
-        if isinstance(hp["alpha"], bool) or not isinstance(hp["alpha"], (int, float)) or not 0.0 <= hp["alpha"] <= 1.0:
+    def check_hyperparameters(self, hp):
+        """α is a weight in [0, 1]; the averages' decay in [0, 1)."""
+        if not 0.0 <= hp["alpha"] <= 1.0:
             raise ValueError(f"alpha must be a number in [0, 1], got {hp['alpha']!r}")
-        from ..ema import check_decay
-
         check_decay(hp["ema_decay"])
 
     def check_image_shape(self, shape):
         if shape[1] % 4 or shape[2] % 4:
-            raise ValueError(f"EGBAD's image networks need height and width divisible by 4, got {shape[1]}x{shape[2]}")
+            raise ValueError("EGBAD's image networks need height and width divisible "
+                             f"by 4, got {shape[1]}x{shape[2]}")
 
-    def _validation_metric(self, x_val, y_val):
-        """Validation AUROC (which selects the epoch), AUPRC and F1 with the top share of scores equal to
-        the validation anomaly share flagged; the mean score when ``y_val`` holds normal samples only."""
-        scores = self.decision_function(x_val)
-        if len(np.unique(y_val)) == 2:
-            share = float(np.mean(y_val))
-            self._record(val_auprc=metrics.auprc(y_val, scores),
-                         val_f1=metrics.precision_recall_f1(y_val, scores, share)["f1"])
-            return "val_auroc", metrics.auroc(y_val, scores), True
-        return "val_mean_score", float(np.mean(scores)), False
+    def validation_values(self, x_val, y_val):
+        """Mean score of the normal rows; AUROC, AUPRC and F1 with both classes."""
+        return validation_curves(y_val, self.decision_function(x_val))
 
     # ------------------------------------------------------------------ scoring
 
-    def score_from_outputs(self, x, outputs, discriminator_score=None, cross_e_pair=None, alpha=None):
-        hp = self.hyperparameters
-        return anomaly_score(to_model_space(x), outputs,
-                             alpha=hp["alpha"] if alpha is None else alpha,
-                             discriminator_score=discriminator_score or hp["discriminator_score"],
-                             cross_e_pair=cross_e_pair or hp["cross_e_pair"])
+    def to_model_space(self, X) -> np.ndarray:
+        """What the networks take: images scaled to [-1, 1], tabular rows unchanged."""
+        return to_model_space(X)
 
-    def score_variants(self, x) -> dict[str, np.ndarray]:
-        """The three scores from one pass of the networks: the paper's and the code's cross-entropy, and fm."""
-        x = check_array(x, self.input_kind, "x", input_shape=self._fitted_shape())
-        outputs = self.model_outputs(x)
-        return {
-            "cross-e, D(x, E(x)) (paper)": self.score_from_outputs(x, outputs, "cross-e", "input"),
-            "cross-e, D(G(E(x)), E(x)) (code)": self.score_from_outputs(x, outputs, "cross-e", "reconstruction"),
-            "feature matching": self.score_from_outputs(x, outputs, "fm"),
-            "reconstruction only (alpha = 1)": self.score_from_outputs(x, outputs, alpha=1.0),
-        }
+    def scores_from_outputs(self, x, outputs):
+        """The four scores of ``SCORES`` from one pass of the networks, with this α."""
+        alpha = self.hyperparameters["alpha"]
+        return anomaly_scores(self.to_model_space(x), outputs, alpha=alpha)
 
-    def reconstruct(self, x) -> np.ndarray:
+    def reconstruct(self, X) -> np.ndarray:
         """G(E(x)) in inference mode with the averaged weights, in the input's range."""
-        return from_model_space(self.model_outputs(x)["reconstruction"])
+        return from_model_space(self.model_outputs(X)["reconstruction"])
 
-    def encode(self, x) -> np.ndarray:
+    def encode(self, X) -> np.ndarray:
         """E(x), the latent codes, with the averaged weights."""
-        return self.model_outputs(x)["latent"]
+        return self.model_outputs(X)["latent"]

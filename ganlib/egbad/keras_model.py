@@ -10,12 +10,11 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from ..backend_keras import KerasBackend, dcgan_initializer
+from ..backend_keras import KerasBackend, batch_norm, dcgan_initializer
 from ..ema import KerasEMA, WithAverages, keras_adam
-from . import to_model_space
+from . import bigan_losses, to_model_space
 
 LEAK = 0.1
-BATCHNORM = {"momentum": 0.9, "epsilon": 1e-5}  # PyTorch's defaults
 
 
 def _dense(units, init, **kwargs):
@@ -29,17 +28,22 @@ def _glorot():
 
 
 def tabular_encoder(features: int, latent_dim: int) -> keras.Sequential:
+    """The PyTorch ``tabular_encoder``. Shown in chapters/05_egbad.ipynb."""
     return keras.Sequential([keras.Input((features,)), _dense(64, _glorot), keras.layers.LeakyReLU(LEAK),
                              _dense(latent_dim, _glorot)], name="encoder")
 
 
 def tabular_generator(features: int, latent_dim: int) -> keras.Sequential:
+    """The PyTorch ``tabular_generator``. Shown in chapters/05_egbad.ipynb."""
     return keras.Sequential([keras.Input((latent_dim,)), _dense(64, _glorot, activation="relu"),
                              _dense(128, _glorot, activation="relu"), _dense(features, _glorot)], name="generator")
 
 
 def tabular_discriminator(features: int, latent_dim: int, hidden_dim: int = 128, dropout: float = 0.2) -> keras.Model:
-    """D(x, z) -> (logit, joint features); the same layers as the PyTorch ``TabularDiscriminator``."""
+    """D(x, z) -> (logit, joint features), as the PyTorch ``TabularDiscriminator``.
+
+    Shown in chapters/05_egbad.ipynb.
+    """
     x_in, z_in = keras.Input((features,), name="x"), keras.Input((latent_dim,), name="z")
     x = keras.layers.Dropout(dropout)(keras.layers.LeakyReLU(LEAK)(_dense(128, _glorot, name="x_dense")(x_in)))
     z = keras.layers.Dropout(dropout)(keras.layers.LeakyReLU(LEAK)(_dense(128, _glorot, name="z_dense")(z_in)))
@@ -57,8 +61,8 @@ def image_encoder(channels: int, height: int, width: int, latent_dim: int) -> ke
     return keras.Sequential([
         keras.Input((height, width, channels)),
         conv(32, 1), keras.layers.LeakyReLU(LEAK),
-        conv(64, 2), keras.layers.BatchNormalization(**BATCHNORM), keras.layers.LeakyReLU(LEAK),
-        conv(128, 2), keras.layers.BatchNormalization(**BATCHNORM), keras.layers.LeakyReLU(LEAK),
+        conv(64, 2), batch_norm(), keras.layers.LeakyReLU(LEAK),
+        conv(128, 2), batch_norm(), keras.layers.LeakyReLU(LEAK),
         keras.layers.Flatten(),
         _dense(latent_dim, dcgan_initializer),
     ], name="encoder")
@@ -70,10 +74,10 @@ def image_generator(channels: int, height: int, width: int, latent_dim: int) -> 
                                                           kernel_initializer=dcgan_initializer())
     return keras.Sequential([
         keras.Input((latent_dim,)),
-        _dense(1024, dcgan_initializer), keras.layers.BatchNormalization(**BATCHNORM), keras.layers.ReLU(),
-        _dense(h4 * w4 * 128, dcgan_initializer), keras.layers.BatchNormalization(**BATCHNORM), keras.layers.ReLU(),
+        _dense(1024, dcgan_initializer), batch_norm(), keras.layers.ReLU(),
+        _dense(h4 * w4 * 128, dcgan_initializer), batch_norm(), keras.layers.ReLU(),
         keras.layers.Reshape((h4, w4, 128)),
-        deconv(64), keras.layers.BatchNormalization(**BATCHNORM), keras.layers.ReLU(),
+        deconv(64), batch_norm(), keras.layers.ReLU(),
         deconv(channels), keras.layers.Activation("tanh"),
     ], name="generator")
 
@@ -85,7 +89,7 @@ def image_discriminator(channels: int, height: int, width: int, latent_dim: int,
     conv = lambda name: keras.layers.Conv2D(64, 4, strides=2, padding="same",  # noqa: E731
                                             kernel_initializer=dcgan_initializer(), name=name)
     x = keras.layers.Dropout(dropout)(keras.layers.LeakyReLU(LEAK)(conv("x_conv1")(x_in)))
-    x = keras.layers.BatchNormalization(**BATCHNORM, name="x_bn")(conv("x_conv2")(x))
+    x = batch_norm(name="x_bn")(conv("x_conv2")(x))
     x = keras.layers.Flatten()(keras.layers.Dropout(dropout)(keras.layers.LeakyReLU(LEAK)(x)))
     z = _dense(512, dcgan_initializer, name="z_dense")(z_in)
     z = keras.layers.Dropout(dropout)(keras.layers.LeakyReLU(LEAK)(z))
@@ -119,13 +123,15 @@ class EGBADKeras(WithAverages, KerasBackend):
                            for k in self.networks}
         self.ema = KerasEMA({k: (self.networks[k], self.optimizers[k]) for k in self.networks})
         self.noise = keras.random.SeedGenerator(seed)
-        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
         self._step = tf.function(self._graph_step, reduce_retracing=True)
 
     def _graph_step(self, x):
+        """The PyTorch twin's ``train_step``, under ``tf.GradientTape``.
+
+        Shown in chapters/05_egbad.ipynb.
+        """
         n = tf.shape(x)[0]
         latent = self.hp["latent_dim"]
-        ones, zeros = tf.ones((n, 1)), tf.zeros((n, 1))
         enc, gen, dis = self.encoder, self.generator, self.discriminator
 
         # D: (x, E(x)) is real, (G(z), z) is fake
@@ -135,7 +141,7 @@ class EGBADKeras(WithAverages, KerasBackend):
         with tf.GradientTape() as tape:
             logit_real, _ = dis([x, z_enc], training=True)
             logit_fake, _ = dis([x_gen, z], training=True)
-            loss_d = self.bce(ones, logit_real) + self.bce(zeros, logit_fake)
+            loss_d = bigan_losses(logit_real, logit_fake, keras.ops)["loss_d"]
         self.optimizers["discriminator"].apply_gradients(
             zip(tape.gradient(loss_d, dis.trainable_variables), dis.trainable_variables))
 
@@ -144,8 +150,8 @@ class EGBADKeras(WithAverages, KerasBackend):
         with tf.GradientTape(persistent=True) as tape:
             logit_real, _ = dis([x, enc(x, training=True)], training=True)
             logit_fake, _ = dis([gen(z, training=True), z], training=True)
-            loss_g = self.bce(ones, logit_fake)
-            loss_e = self.bce(zeros, logit_real)
+            losses = bigan_losses(logit_real, logit_fake, keras.ops)
+            loss_g, loss_e = losses["loss_g"], losses["loss_e"]
         self.optimizers["generator"].apply_gradients(
             zip(tape.gradient(loss_g, gen.trainable_variables), gen.trainable_variables))
         self.optimizers["encoder"].apply_gradients(

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..backend_torch import ChannelsLastFlatten, ChannelsLastUnflatten, TorchBackend, dcgan_init, glorot_init
 from ..ema import TorchEMA, WithAverages
-from . import to_model_space
+from . import bigan_losses, to_model_space
 
 LEAK = 0.1  # the official leakyReLu's slope
 
@@ -22,12 +22,18 @@ LEAK = 0.1  # the official leakyReLu's slope
 # ---------------------------------------------------------------------- tabular networks (KDD99)
 
 def tabular_encoder(features: int, latent_dim: int) -> nn.Sequential:
-    """x (N, features) -> z (N, latent_dim): Dense 64, LeakyReLU 0.1, Dense latent."""
+    """x (N, features) -> z (N, latent_dim): Dense 64, LeakyReLU 0.1, Dense latent.
+
+    Shown in chapters/05_egbad.ipynb.
+    """
     return nn.Sequential(nn.Linear(features, 64), nn.LeakyReLU(LEAK), nn.Linear(64, latent_dim))
 
 
 def tabular_generator(features: int, latent_dim: int) -> nn.Sequential:
-    """z -> x: Dense 64 ReLU, Dense 128 ReLU, Dense features (linear)."""
+    """z -> x: Dense 64 ReLU, Dense 128 ReLU, Dense features (linear).
+
+    Shown in chapters/05_egbad.ipynb.
+    """
     return nn.Sequential(nn.Linear(latent_dim, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
                          nn.Linear(128, features))
 
@@ -36,6 +42,7 @@ class TabularDiscriminator(nn.Module):
     """D(x, z): x-branch Dense 128 and z-branch Dense 128 (LeakyReLU, dropout 0.2), joint Dense hidden -> 1.
 
     Returns the logit and the joint hidden layer (the feature-matching features).
+    Shown in chapters/05_egbad.ipynb.
     """
 
     def __init__(self, features: int, latent_dim: int, hidden_dim: int = 128, dropout: float = 0.2):
@@ -141,13 +148,15 @@ class EGBADTorch(WithAverages, TorchBackend):
                                                betas=(self.hp["beta_1"], 0.999))
                            for k, net in self.networks.items()}
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
-        self.bce = nn.BCEWithLogitsLoss()
 
     def train_step(self, batch):
+        """One D step, then one G and E step with the labels inverted.
+
+        Shown in chapters/05_egbad.ipynb.
+        """
         self.train_mode(True)
         x = self.to_tensor(to_model_space(batch))
         n = x.shape[0]
-        ones, zeros = torch.ones(n, 1, device=self.device), torch.zeros(n, 1, device=self.device)
 
         # D: (x, E(x)) is real, (G(z), z) is fake
         z = torch.randn(n, self.hp["latent_dim"], device=self.device)
@@ -155,7 +164,7 @@ class EGBADTorch(WithAverages, TorchBackend):
             z_enc, x_gen = self.encoder(x), self.generator(z)
         logit_real, _ = self.discriminator(x, z_enc)
         logit_fake, _ = self.discriminator(x_gen, z)
-        loss_d = self.bce(logit_real, ones) + self.bce(logit_fake, zeros)
+        loss_d = bigan_losses(logit_real, logit_fake, torch)["loss_d"]
         self.optimizers["discriminator"].zero_grad()
         loss_d.backward()
         self.optimizers["discriminator"].step()
@@ -164,8 +173,8 @@ class EGBADTorch(WithAverages, TorchBackend):
         z = torch.randn(n, self.hp["latent_dim"], device=self.device)
         logit_real, _ = self.discriminator(x, self.encoder(x))
         logit_fake, _ = self.discriminator(self.generator(z), z)
-        loss_g = self.bce(logit_fake, ones)
-        loss_e = self.bce(logit_real, zeros)
+        losses = bigan_losses(logit_real, logit_fake, torch)
+        loss_g, loss_e = losses["loss_g"], losses["loss_e"]
         self.optimizers["generator"].zero_grad()
         self.optimizers["encoder"].zero_grad()
         # each loss reaches D too; only G's and E's optimisers step, and D's gradients are cleared next step
