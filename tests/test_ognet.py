@@ -188,7 +188,7 @@ def test_bad_inputs_give_clear_errors(mnist_digit0):
     with pytest.raises(TypeError, match="old_epoch must be an integer"):
         OGNet(old_epoch=1.5)
     with pytest.raises(ValueError, match="OGNet selects no epoch"):
-        OGNet(selection="labelled")
+        OGNet(verbose=False, selection="labelled", **SMALL).fit(x_train[:50], epochs=1)
     with pytest.raises(ValueError, match="must be at least old_epoch"):
         OGNet(verbose=False, old_epoch=3, **SMALL).fit(x_train[:50], epochs=2)
     with pytest.raises(RuntimeError, match="not fitted"):

@@ -75,7 +75,7 @@ RECONSTRUCTION_LOSSES = ("l2", "cross_entropy")
 
 
 def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """The noisy copy :math:`\\tilde X = X + \\eta` that R is trained on (eq. 3), in [0, 1].
+    """The noisy copy :math:`\\tilde X = X + \\eta` R is trained on (eq. 3), in [0, 1].
 
     Drawn in NumPy from the detector's seeded generator, so both frameworks see
     the same noise for the same seed.  Clipping keeps R's input in the range of

@@ -27,7 +27,7 @@ def batch_norm() -> keras.layers.BatchNormalization:
 
 def upsample_to(size: tuple[int, int],
                 current: tuple[int, int]) -> list[keras.layers.Layer]:
-    """Nearest-neighbour x2 upsampling, cropped to ``size`` (4 -> 8 -> 7) as the encoder."""
+    """Nearest-neighbour x2 upsampling cropped to ``size`` (4 -> 8 -> 7)."""
     layers = [keras.layers.UpSampling2D(2)]
     crop = (2 * current[0] - size[0], 2 * current[1] - size[1])
     if any(crop):

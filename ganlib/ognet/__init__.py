@@ -80,7 +80,7 @@ def resize(x: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def to_model_space(x: np.ndarray, image_size: int | None) -> np.ndarray:
-    """Images in [0, 1], (n, h, w, c) -> the generator's range [-1, 1], at ``image_size``.
+    """Images (n, h, w, c) in [0, 1] -> the generator's [-1, 1], at ``image_size``.
 
     The author's data loader resizes MNIST to 45x45 and normalises with mean
     and standard deviation 0.5; resizing here is bilinear (:func:`resize`).
@@ -97,7 +97,7 @@ def from_model_space(x_model: np.ndarray, height: int, width: int) -> np.ndarray
 
 
 def model_shape(input_shape: tuple, image_size: int | None) -> tuple[int, int, int]:
-    """(height, width, channels) of the networks: the input's, or ``image_size`` square."""
+    """(height, width, channels) of the networks: the input's, or ``image_size``."""
     height, width, channels = input_shape
     if image_size is None:
         return (height, width, channels)
@@ -105,9 +105,14 @@ def model_shape(input_shape: tuple, image_size: int | None) -> tuple[int, int, i
 
 
 def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
-    """X̃ = X + N(0, std²), clamped to the generator's range [-1, 1] (the author's ``gaussian``)."""
+    """X̃ = X + N(0, std²), clamped to [-1, 1] (the author's ``gaussian`` helper)."""
     noise = rng.normal(0.0, std, size=x.shape).astype(np.float32)
     return np.clip(x + noise, -1.0, 1.0)
+
+
+def logits(values: np.ndarray) -> np.ndarray:
+    """D's logits as one float64 score per sample."""
+    return values.astype(np.float64).reshape(-1)
 
 
 def scores_from_outputs(x_model: np.ndarray,
@@ -115,8 +120,8 @@ def scores_from_outputs(x_model: np.ndarray,
     """D's logit on G(X) (the paper's score, section 3.3), on X itself, and G's
     reconstruction error, all higher = more anomalous."""
     return {
-        "d_of_reconstruction": outputs["d_logit_reconstruction"].astype(np.float64).reshape(-1),
-        "d_of_input": outputs["d_logit_input"].astype(np.float64).reshape(-1),
+        "d_of_reconstruction": logits(outputs["d_logit_reconstruction"]),
+        "d_of_input": logits(outputs["d_logit_input"]),
         "reconstruction_error": reconstruction_error(x_model, outputs["reconstruction"]),
     }
 
@@ -126,7 +131,8 @@ class TwoPhaseWeights:
 
     Mixed into both backends (before ``TorchBackend``/``KerasBackend``), so
     that the state of section 3 travels wherever the weights go (``save`` and
-    ``load``, the phase-two probe, selection): the frozen **G_old**
+    ``load``, the phase-two probe, selection), and is built as the networks are
+    (``finish_build``): the frozen **G_old**
     (``generator_old.*``, outside ``networks`` so that it is neither trained nor
     counted nor switched to training mode), and **phase one's end**, the
     networks as phase two found them (``phase_one:*``, empty until
@@ -144,6 +150,11 @@ class TwoPhaseWeights:
             return method(*args)
         finally:
             self.networks = networks
+
+    def finish_build(self, precision: str) -> None:
+        """G_old gets what each network gets (PyTorch: channels-last weights; Keras under
+        bfloat16: float32 output layers), so that it computes as G does."""
+        self._with_old_generator(super().finish_build, precision)
 
     def get_weights(self) -> dict[str, np.ndarray]:
         weights = self._with_old_generator(super().get_weights)
@@ -222,13 +233,7 @@ class OGNet(Detector):
     label_free_criterion = None  # a fixed phase-one length (see the class docstring)
     input_kind = "image"
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self.selection == "labelled":
-            raise ValueError("OGNet selects no epoch: phase one has a fixed length and "
-                             "phase two follows it (paper, section 3); use selection="
-                             "'auto', 'normal-only' or 'last'")
-        self.probe_phase_two = False
+    probe_phase_two = False  # set by fit
 
     def check_hyperparameters(self, hp: dict) -> None:
         """Ranges that the base's type checks leave open (``None`` passes them)."""
@@ -242,20 +247,21 @@ class OGNet(Detector):
             if hp[name] is None or hp[name] < 1:
                 raise ValueError(f"{name} must be a positive integer, got {hp[name]!r}")
 
-    # ------------------------------------------------------------------ the model's input
+    # ------------------------------------------------------------- the model's input
 
     def to_model_space(self, X) -> np.ndarray:
         """``X`` in [0, 1] as the networks see it: at ``image_size``, in [-1, 1]."""
-        return to_model_space(np.asarray(X, dtype=np.float32), self.hyperparameters["image_size"])
+        x = np.asarray(X, dtype=np.float32)
+        return to_model_space(x, self.hyperparameters["image_size"])
 
     def _resized(self, x: np.ndarray) -> np.ndarray:
-        """``x`` at the networks' size, still in [0, 1] (the twins then only rescale it)."""
+        """``x`` at the networks' size, still in [0, 1] (the twins only rescale it)."""
         height, width, _ = model_shape(x.shape[1:], self.hyperparameters["image_size"])
         return resize(x, height, width)
 
     @property
     def phase_one_weights_(self) -> dict[str, np.ndarray] | None:
-        """The networks (G, D, G_old) as phase one left them; ``None`` before ``fit``."""
+        """The networks (G, D, G_old) as phase one left them; ``None`` before fit."""
         if self._backend is None:
             return None
         return getattr(self.backend, "phase_one_weights", None) or None
@@ -277,11 +283,15 @@ class OGNet(Detector):
         the networks' size, and it is the input's again afterwards.
         """
         self._check_ignored_y(y)
+        if self.selection == "labelled":
+            raise ValueError("OGNet selects no epoch: phase one has a fixed length and "
+                             "phase two follows it (paper, section 3); use selection="
+                             "'auto', 'normal-only' or 'last'")
         hp = self.hyperparameters
         epochs = hp["epochs"] if epochs is None else epochs
         if isinstance(epochs, (int, np.integer)) and epochs < hp["old_epoch"]:
-            raise ValueError(f"epochs ({epochs}) must be at least old_epoch ({hp['old_epoch']}): "
-                             "G_old is taken from phase one")
+            raise ValueError(f"epochs ({epochs}) must be at least old_epoch "
+                             f"({hp['old_epoch']}): G_old is taken from phase one")
         self.probe_phase_two = bool(probe_phase_two)
         self._phase_one_epochs = epochs
         self._phase_rng = np.random.default_rng(self.seed + 1)
@@ -292,8 +302,8 @@ class OGNet(Detector):
                                 input_shape=x.shape[1:])
             resized_validation = (self._resized(x_val), validation_data[1])
         try:
-            super().fit(self._resized(x), epochs=epochs, validation_data=resized_validation,
-                        batch_size=batch_size)
+            super().fit(self._resized(x), epochs=epochs, batch_size=batch_size,
+                        validation_data=resized_validation)
         finally:
             if self._backend is not None:
                 self.input_shape_ = tuple(x.shape[1:])
@@ -303,11 +313,11 @@ class OGNet(Detector):
         return self
 
     def selection_criteria(self, y_val) -> dict[str, tuple[str, bool]]:
-        """None: phase one has a fixed length (the validation curves are recorded all the same)."""
+        """None: phase one has a fixed length (validation curves are still recorded)."""
         return {}
 
     def on_epoch_end(self, epoch, x, x_val, y_val):
-        """G_old after epoch ``old_epoch``; the phase-two probe; phase two after the last epoch."""
+        """Take G_old after epoch ``old_epoch``, probe phase two, run it at the end."""
         if epoch == self.hyperparameters["old_epoch"]:
             self.backend.snapshot_old_generator()
         if self.probe_phase_two and x_val is not None and len(np.unique(y_val)) == 2:
@@ -320,9 +330,9 @@ class OGNet(Detector):
             self.backend.end_phase_one()
             self.history_["phase_two_loss"] = self.phase_two(x)
 
-    def phase_two(self, x, rng: np.random.Generator | None = None, alpha: float | None = None,
-                  beta: float | None = None) -> list[float]:
-        """Train D alone to rank good- above bad-quality images (section 3.2); returns its losses.
+    def phase_two(self, x, rng: np.random.Generator | None = None,
+                  alpha: float | None = None, beta: float | None = None) -> list[float]:
+        """Train D alone to rank good above bad images (section 3.2); returns losses.
 
         ``alpha`` and ``beta``, when given, replace the loss weights (eq. 7) for
         this call only, so that one phase-one state can be compared under
@@ -330,7 +340,8 @@ class OGNet(Detector):
         """
         x = self._resized(np.asarray(x, dtype=np.float32))  # once, not per batch
         if rng is None:
-            rng = getattr(self, "_phase_rng", None) or np.random.default_rng(self.seed + 1)
+            rng = getattr(self, "_phase_rng", None)
+            rng = rng if rng is not None else np.random.default_rng(self.seed + 1)
         hp = self.hyperparameters
         batch_size = min(hp["batch_size"], len(x))
         weights = {"alpha": hp["alpha"] if alpha is None else alpha,
@@ -340,27 +351,28 @@ class OGNet(Detector):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         kept = {name: self.backend.hp[name] for name in weights}
         self.backend.hp.update(weights)
+        losses = []
         try:
-            self.backend.start_phase_two()
-            losses = []
-            order = rng.permutation(len(x))
-            for iteration in range(hp["phase_two_iterations"]):
-                start = (iteration * batch_size) % max(len(x) - batch_size + 1, 1)
-                batch = x[order[start:start + batch_size]]
-                partners = batch[rng.permutation(len(batch))]
-                loss = self.backend.phase_two_step(batch, partners)
-                if not np.isfinite(loss):
-                    raise FloatingPointError(
-                        f"OGNet: phase-two loss became {loss} at iteration {iteration + 1}")
-                losses.append(loss)
-        finally:
+            with self.compute_scope():  # threads and precision, as fit's own steps
+                self.backend.start_phase_two()
+                order = rng.permutation(len(x))
+                for iteration in range(hp["phase_two_iterations"]):
+                    start = (iteration * batch_size) % max(len(x) - batch_size + 1, 1)
+                    batch = x[order[start:start + batch_size]]
+                    partners = batch[rng.permutation(len(batch))]
+                    loss = self.backend.phase_two_step(batch, partners)
+                    if not np.isfinite(loss):
+                        raise FloatingPointError(f"OGNet: phase-two loss became {loss} "
+                                                 f"at iteration {iteration + 1}")
+                    losses.append(loss)
+        finally:  # the weights of this call only, even when it fails
             self.backend.hp.update(kept)
         return losses
 
     # ------------------------------------------------------------------ scoring
 
     def scores_from_outputs(self, x, outputs) -> dict[str, np.ndarray]:
-        """The three scores (:func:`scores_from_outputs`), G's error measured in model space."""
+        """The three scores (:func:`scores_from_outputs`), G's error in model space."""
         return scores_from_outputs(self.to_model_space(x), outputs)
 
     def reconstruct(self, X) -> np.ndarray:
@@ -369,8 +381,11 @@ class OGNet(Detector):
         return from_model_space(self.model_outputs(x)["reconstruction"], *x.shape[1:3])
 
     def phase_two_images(self, x, seed: int = 0) -> dict[str, np.ndarray]:
-        """What phase two shows D, in [0, 1] at the networks' size: good G(X), bad G_old(X),
-        and pseudo-anomalies built from ``x`` and a seeded shuffle of it (Fig. 2, eq. 7)."""
+        """What phase two shows D, in [0, 1] at the networks' size (Fig. 2, eq. 7).
+
+        Good G(X), bad G_old(X), and pseudo-anomalies built from ``x`` and a
+        seeded shuffle of it.
+        """
         x = self._resized(np.asarray(x, dtype=np.float32))
         partners = x[np.random.default_rng(seed).permutation(len(x))]
         images = self.backend.phase_two_images(x, partners)

@@ -54,7 +54,7 @@ def build_discriminator(channels: int, height: int, width: int, base: int) -> ke
 
 
 def bce(logit, target: float):
-    """BCE of sigmoid(logit) against a constant label (ganlib.losses, as the PyTorch twin)."""
+    """BCE of sigmoid(logit) against a constant label (ganlib.losses, as in PyTorch)."""
     return bce_with_logits(logit, target, keras.ops)
 
 
@@ -83,7 +83,7 @@ class OGNetKeras(TwoPhaseWeights, KerasBackend):
         return self.to_tensor(to_model_space(batch, self.hp["image_size"]))
 
     def _graph_phase_one(self, x, x_noisy):
-        """Phase one (eqs. 1-3): D's step, then G's against the updated D (``tf.function``).
+        """Phase one (eqs. 1-3): D's step, then G's against the updated D (traced).
 
         Shown in chapters/03_ognet.ipynb.
         """
@@ -135,22 +135,23 @@ class OGNetKeras(TwoPhaseWeights, KerasBackend):
         self.optimizer_phase_two.learning_rate = rate
 
     def _graph_phase_two(self, x, x_partner, weights):
-        """One D update of phase two (eq. 7), traced by ``tf.function``; ``weights`` holds
-        α, 1 - α, β, 1 - β as a tensor, so that a new α or β needs no retracing.
+        """One D update of phase two (eq. 7), traced by ``tf.function``; ``weights``
+        holds α, 1 - α, β, 1 - β as a tensor, so that a new α or β needs no retracing.
 
         Shown in chapters/03_ognet.ipynb.
         """
         # G and G_old are frozen: outside the tape, in inference mode
         good = self.generator(x, training=False)
         old = self.generator_old(x, training=False)
-        pseudo = self.generator((old + self.generator_old(x_partner, training=False)) / 2,
-                                training=False)
+        mixed = (old + self.generator_old(x_partner, training=False)) / 2
+        pseudo = self.generator(mixed, training=False)
         alpha, one_minus_alpha, beta, one_minus_beta = tf.unstack(weights)
+        d = self.discriminator
         with tf.GradientTape() as tape:
-            loss = (alpha * bce(self.discriminator(x, training=True), 0.0)
-                    + one_minus_alpha * bce(self.discriminator(good, training=True), 0.0)
-                    + beta * bce(self.discriminator(old, training=True), 1.0)
-                    + one_minus_beta * bce(self.discriminator(pseudo, training=True), 1.0))
+            loss = (alpha * bce(d(x, training=True), 0.0)
+                    + one_minus_alpha * bce(d(good, training=True), 0.0)
+                    + beta * bce(d(old, training=True), 1.0)
+                    + one_minus_beta * bce(d(pseudo, training=True), 1.0))
         variables = self.discriminator.trainable_variables
         self.optimizer_phase_two.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return loss
@@ -164,11 +165,11 @@ class OGNetKeras(TwoPhaseWeights, KerasBackend):
                                      self.to_model_tensor(partners), weights))
 
     def phase_two_images(self, batch, partners) -> dict[str, np.ndarray]:
-        """Phase two's images in inference mode: G(X), G_old(X), pseudo-anomalies G(X̂)."""
+        """Phase two's images in inference mode: G(X), G_old(X), pseudo-anomalies."""
         x, x_partner = self.to_model_tensor(batch), self.to_model_tensor(partners)
         old = self.generator_old(x, training=False)
-        pseudo = self.generator((old + self.generator_old(x_partner, training=False)) / 2,
-                                training=False)
+        mixed = (old + self.generator_old(x_partner, training=False)) / 2
+        pseudo = self.generator(mixed, training=False)
         return {"good": self.to_numpy(self.generator(x, training=False)), "old": self.to_numpy(old),
                 "pseudo": self.to_numpy(pseudo)}
 

@@ -58,7 +58,7 @@ def build_discriminator(channels: int, height: int, width: int, base: int) -> nn
 
 
 def bce(logit: torch.Tensor, target: float) -> torch.Tensor:
-    """BCE of sigmoid(logit) against a constant label (ganlib.losses, as the Keras twin)."""
+    """BCE of sigmoid(logit) against a constant label (ganlib.losses, as in Keras)."""
     return bce_with_logits(logit, target, torch)
 
 
@@ -74,9 +74,9 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
             network.apply(glorot_init)
         self.networks = {"generator": self.generator, "discriminator": self.discriminator}
         self.generator_old = copy.deepcopy(self.generator).eval()
-        Adam = torch.optim.Adam
-        self.optimizer_g = Adam(self.generator.parameters(), lr=self.hp["g_learning_rate"])
-        self.optimizer_d = Adam(self.discriminator.parameters(), lr=self.hp["d_learning_rate"])
+        g_rate, d_rate = self.hp["g_learning_rate"], self.hp["d_learning_rate"]
+        self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=g_rate)
+        self.optimizer_d = torch.optim.Adam(self.discriminator.parameters(), lr=d_rate)
         self.optimizer_phase_two = None
         self.noise_rng = np.random.default_rng(seed)
 
@@ -96,7 +96,8 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
         x_noisy = self.to_tensor(add_noise(x_numpy, self.hp["noise_std"], self.noise_rng))
         reconstruction = self.generator(x_noisy)
 
-        # D: real -> 0 ("good"), reconstruction -> 1 ("bad"); detached: G's graph is left alone
+        # D: real -> 0 ("good"), reconstruction -> 1 ("bad"); detached: G's graph is
+        # left alone
         loss_d = 0.5 * (bce(self.discriminator(reconstruction.detach()), 1.0)
                         + bce(self.discriminator(x), 0.0))
         self.optimizer_d.zero_grad()
@@ -121,12 +122,13 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
 
     def start_phase_two(self) -> None:
         """A fresh Adam for D alone, at phase two's low learning rate."""
-        self.optimizer_phase_two = torch.optim.Adam(self.discriminator.parameters(),
-                                                    lr=self.hp["phase_two_learning_rate"])
+        rate = self.hp["phase_two_learning_rate"]
+        parameters = self.discriminator.parameters()
+        self.optimizer_phase_two = torch.optim.Adam(parameters, lr=rate)
 
     def phase_two_step(self, batch, partners) -> float:
-        """One D update (eq. 7) on good (X, G(X)) against bad (G_old(X), pseudo-anomalies
-        G((G_old(X_i) + G_old(X_j)) / 2)).
+        """One D update (eq. 7) on good (X, G(X)) against bad (G_old(X),
+        pseudo-anomalies G((G_old(X_i) + G_old(X_j)) / 2)).
 
         Shown in chapters/03_ognet.ipynb.
         """
@@ -149,7 +151,7 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
 
     @torch.no_grad()
     def phase_two_images(self, batch, partners) -> dict[str, np.ndarray]:
-        """Phase two's images in inference mode: G(X), G_old(X), pseudo-anomalies G(X̂)."""
+        """Phase two's images in inference mode: G(X), G_old(X), pseudo-anomalies."""
         self.train_mode(False)
         x, x_partner = self.to_model_tensor(batch), self.to_model_tensor(partners)
         old = self.generator_old(x)
