@@ -14,7 +14,13 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from ..backend_torch import ChannelsLastFlatten, Conv2dSame, TorchBackend, glorot_init
+from ..backend_torch import (
+    ChannelsLastFlatten,
+    Conv2dSame,
+    TorchBackend,
+    adam,
+    glorot_init,
+)
 from ..ema import TorchEMA, WithAverages
 from . import losses_from_logits, to_model_space
 
@@ -207,8 +213,8 @@ class ALADTorch(WithAverages, TorchBackend):
         model_shape = to_model_space(np.zeros((1, *self.input_shape), np.float32)).shape[1:]
         self.networks = {k: v.to(self.device) for k, v in build_networks(model_shape, self.hp).items()}
         self.encoder, self.generator, self.d_xz, self.d_xx, self.d_zz = (self.networks[k] for k in NETWORKS)
-        self.optimizers = {k: torch.optim.Adam(net.parameters(), lr=self.hp["learning_rate"],
-                                               betas=(self.hp["beta_1"], 0.999))
+        self.optimizers = {k: adam(net.parameters(), lr=self.hp["learning_rate"],
+                                   betas=(self.hp["beta_1"], 0.999))
                            for k, net in self.networks.items()}
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..backend_torch import ChannelsLastFlatten, ChannelsLastUnflatten, TorchBackend, dcgan_init, glorot_init
+from ..backend_torch import (
+    ChannelsLastFlatten,
+    ChannelsLastUnflatten,
+    TorchBackend,
+    adam,
+    dcgan_init,
+    glorot_init,
+)
 from ..ema import TorchEMA, WithAverages
 from . import bigan_losses, to_model_space
 
@@ -144,8 +151,8 @@ class EGBADTorch(WithAverages, TorchBackend):
         super().__init__(input_shape, hyperparameters, seed)
         self.networks = {k: v.to(self.device) for k, v in build_networks(self.input_shape, self.hp).items()}
         self.encoder, self.generator, self.discriminator = (self.networks[k] for k in ("encoder", "generator", "discriminator"))
-        self.optimizers = {k: torch.optim.Adam(net.parameters(), lr=self.hp["learning_rate"],
-                                               betas=(self.hp["beta_1"], 0.999))
+        self.optimizers = {k: adam(net.parameters(), lr=self.hp["learning_rate"],
+                                   betas=(self.hp["beta_1"], 0.999))
                            for k, net in self.networks.items()}
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
 
