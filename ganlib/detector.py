@@ -864,6 +864,17 @@ class TabularOrImageDetector(Detector):
     family_defaults: dict[str, dict] = {"tabular": {}, "image": {}}
     input_kind = "tabular"
 
+    def validated_hyperparameters(self, given: dict) -> dict:
+        """As :meth:`BaseDetector.validated_hyperparameters`; a ``None`` default is typed by its families."""
+        hp = super().validated_hyperparameters(given)
+        for family in self.family_defaults.values():
+            for key, default in family.items():
+                if self.defaults.get(key, 0) is None and hp.get(key) is not None:
+                    error = _type_error(type(self).__name__, key, default, hp[key])
+                    if error is not None:
+                        raise error
+        return hp
+
     def check_image_shape(self, shape: tuple) -> None:
         """Raise a ``ValueError`` if the image networks cannot take images of ``shape`` (n, h, w, c)."""
 

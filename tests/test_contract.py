@@ -208,6 +208,8 @@ def test_unknown_scores_and_mistyped_hyperparameters_are_refused():
         OGNet(base_filters="8")
     with pytest.raises(TypeError, match="learning_rate must be a number"):
         ConvAutoencoder(learning_rate="fast")
+    with pytest.raises(TypeError, match="latent_dim must be an integer like its default 32"):
+        ALAD(latent_dim=2.5)  # a None default is typed by the network families' values
     with pytest.raises(ValueError, match="selection must be one of"):
         ConvAutoencoder(selection="test-set")
     with pytest.raises(ValueError, match="threads must be None or a positive integer"):
