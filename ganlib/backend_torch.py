@@ -67,6 +67,13 @@ def adam(params, **kwargs) -> torch.optim.Adam:
     alternating blocks: training samples/s +8 % (EGBAD, GANomaly) to +14 %
     (ALAD).  The arithmetic is Adam's; only the kernel differs.  PyTorch
     before 2.4 has no fused CPU kernel and gets the default one.
+
+    One safety net is lost: the fused kernel updates the weights without
+    bumping autograd's version counters, so a step that back-propagates
+    through weights an optimiser has already changed is not stopped with
+    "modified by an inplace operation".  The twins that use it are tested
+    against their Keras twins; OGNet, whose chapter shows that very error,
+    keeps the default Adam.
     """
     params = list(params)
     try:
