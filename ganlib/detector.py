@@ -278,6 +278,20 @@ class BaseDetector:
         self.__init__(**{**self.get_params(), **params})
         return self
 
+    def __sklearn_tags__(self):
+        """scikit-learn's estimator tags (1.6 and later): an outlier detector, ``y`` optional.
+
+        Declared here rather than inherited from ``sklearn.base.BaseEstimator``,
+        whose parameter introspection cannot read ``**hyperparameters``.
+        """
+        from sklearn.utils import Tags, TargetTags
+
+        return Tags(
+            estimator_type="outlier_detector",
+            target_tags=TargetTags(required=False),
+            non_deterministic=False,
+        )
+
     def __repr__(self) -> str:
         base = [
             f"{name}={getattr(self, name)!r}"

@@ -144,6 +144,32 @@ def speed_table(
     return pd.DataFrame(rows)
 
 
+def find_results(relative: str, start: Path | None = None) -> Path:
+    """``results/<relative>`` of the book's repository, found from ``start`` (the cwd) upwards.
+
+    The stored results live in the repository, not in the installed package:
+    a chapter opened from a clone finds them; one opened in Colab without the
+    repository gets a ``FileNotFoundError`` saying where they are.
+    """
+    start = Path.cwd() if start is None else Path(start)
+    for folder in (start, *start.parents):
+        candidate = folder / "results" / relative
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"results/{relative} is stored in the book's repository; clone it and run "
+        "the chapter from there to read it"
+    )
+
+
+def stored_table(relative: str = "speed/cpu.json"):
+    """The speed table of a committed run: ``(DataFrame, record)`` from its JSON file."""
+    import pandas as pd
+
+    record = json.loads(find_results(relative).read_text())
+    return pd.DataFrame(record["rows"]), record
+
+
 def _versions() -> dict:
     import sys
 
