@@ -63,13 +63,19 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = main.add_subparsers(dest="command", required=True)
 
-    def selection(command):
+    def profile_and_store(command):
         command.add_argument(
             "--profile",
             type=_name(PROFILES, "profile"),
             default="cpu",
             help=PROFILE_HELP,
         )
+        command.add_argument(
+            "--store", help="results directory (default: results/benchmark)"
+        )
+
+    def selection(command):
+        profile_and_store(command)
         command.add_argument(
             "--suite",
             nargs="+",
@@ -97,9 +103,6 @@ def parser() -> argparse.ArgumentParser:
             default="plan",
             help="plan (the benchmark's design), default, other or both",
         )
-        command.add_argument(
-            "--store", help="results directory (default: results/benchmark)"
-        )
 
     run = commands.add_parser(
         "run", help="train and score, appending records to the store"
@@ -116,17 +119,9 @@ def parser() -> argparse.ArgumentParser:
     )
 
     report = commands.add_parser("report", help="print the tables from the store")
-    report.add_argument(
-        "--profile",
-        type=_name(PROFILES, "profile"),
-        default="cpu",
-        help=PROFILE_HELP,
-    )
+    profile_and_store(report)
     report.add_argument(
         "--rule", type=_name(RULES, "rule"), help="one selection rule only"
-    )
-    report.add_argument(
-        "--store", help="results directory (default: results/benchmark)"
     )
 
     plan = commands.add_parser("plan", help="list the jobs and estimate the wall time")
@@ -142,19 +137,11 @@ def parser() -> argparse.ArgumentParser:
         help="samples/s of every model in both frameworks (see python -m ganlib.speed -h)",
     )
     timing = commands.add_parser("time", help="measure per-detector timings for plan")
-    timing.add_argument(
-        "--profile",
-        type=_name(PROFILES, "profile"),
-        default="cpu",
-        help=PROFILE_HELP,
-    )
+    profile_and_store(timing)
     timing.add_argument("--detector", nargs="+", type=_name(DETECTORS, "detector"))
     timing.add_argument("--epochs", type=_positive, default=3)
     timing.add_argument(
         "--note", default="", help="say 'contended' if the CPU was shared"
-    )
-    timing.add_argument(
-        "--store", help="results directory (default: results/benchmark)"
     )
     return main
 
