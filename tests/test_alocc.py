@@ -6,7 +6,7 @@ import pytest
 from contract import make_a_loss_diverge
 
 from ganlib import metrics
-from ganlib.alocc import ALOCC, SCORES, add_noise
+from ganlib.alocc import ALOCC, SCORES, add_noise, reconstruction_loss
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -51,8 +51,9 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
         np.testing.assert_allclose(out_torch[key], out_keras[key], atol=1e-5, rtol=1e-4, err_msg=key)
 
 
-@pytest.mark.parametrize("loss", ["l2", "cross_entropy"])
-def test_twins_take_the_same_training_step(loss):
+@pytest.mark.parametrize("loss, reduction",
+                         [("l2", "sum"), ("official", "mean"), ("cross_entropy", "sum")])
+def test_twins_take_the_same_training_step(loss, reduction):
     """Same weights, batch and noise: the losses and the updated networks agree across frameworks.
 
     D's loss is computed before any update and must agree to float precision.
@@ -61,7 +62,8 @@ def test_twins_take_the_same_training_step(loss):
     whose gradient is zero up to round-off may move in opposite directions in
     the two frameworks: those are compared to a few per cent.
     """
-    torch_model, keras_model = _twins((28, 28, 1), reconstruction_loss=loss)
+    torch_model, keras_model = _twins((28, 28, 1), reconstruction_loss=loss,
+                                      reconstruction_reduction=reduction)
     batch = np.random.default_rng(1).random((16, 28, 28, 1), dtype=np.float32)
     losses_torch, losses_keras = torch_model.train_step(batch), keras_model.train_step(batch)
     assert set(losses_torch) == {"loss_d", "loss_r_adversarial", "loss_r_reconstruction"}
@@ -71,6 +73,47 @@ def test_twins_take_the_same_training_step(loss):
     probe = np.random.default_rng(2).random((4, 28, 28, 1), dtype=np.float32)
     np.testing.assert_allclose(torch_model.predict(probe)["reconstruction"],
                                keras_model.predict(probe)["reconstruction"], atol=5e-2)
+
+
+def _official_numpy(h, x_noisy):
+    """TensorFlow's documented sigmoid_cross_entropy_with_logits(logits=tanh(h), labels=X̃), averaged."""
+    logits = np.tanh(h.astype(np.float64))
+    return np.mean(np.maximum(logits, 0) - logits * x_noisy + np.log1p(np.exp(-np.abs(logits))))
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_reconstruction_losses_match_numpy(framework):
+    """Each twin's loss against NumPy: the official tanh-logit cross-entropy, and "mean" = "sum" / pixels.
+
+    R ends in a sigmoid of its pre-activation a, and sigmoid(a) = (1 + tanh(a / 2)) / 2,
+    so the official ``tanh(h)`` is that of h = a / 2.
+    """
+    rng = np.random.default_rng(3)
+    shape = (5, 28, 28, 1)
+    pixels = 28 * 28
+    x = rng.random(shape, dtype=np.float32)
+    x_noisy = add_noise(x, 0.155, rng)
+    a = rng.normal(0.0, 3.0, shape).astype(np.float32)
+    x_hat = (1 / (1 + np.exp(-a))).astype(np.float32)
+    p = np.clip(x_hat.astype(np.float64), 1e-7, 1 - 1e-7)
+    expected_mean = {
+        "l2": np.mean(np.square(x_hat.astype(np.float64) - x)),
+        "official": _official_numpy(a / 2, x_noisy),
+        "cross_entropy": -np.mean(x_noisy * np.log(p) + (1 - x_noisy) * np.log(1 - p)),
+    }
+    per_image_sum = np.mean(np.sum(np.square(x_hat.astype(np.float64) - x), axis=(1, 2, 3)))
+    assert expected_mean["l2"] * pixels == pytest.approx(per_image_sum)
+    for loss, mean in expected_mean.items():
+        values = {}
+        for reduction in ("sum", "mean"):
+            backend = ALOCC(framework=framework, verbose=False, base_filters=2, reconstruction_loss=loss,
+                            reconstruction_reduction=reduction).build(shape[1:])
+            tensors = [backend.to_tensor(v) for v in (x, x_noisy, x_hat)]
+            values[reduction] = float(backend.reconstruction_loss(*tensors))
+            assert float(reconstruction_loss(x, x_noisy, x_hat, loss, reduction)) == pytest.approx(
+                values[reduction], rel=1e-5)  # the NumPy path of the shared definition
+        assert values["mean"] == pytest.approx(mean, rel=1e-5), loss
+        assert values["sum"] == pytest.approx(mean * pixels, rel=1e-5), loss
 
 
 def test_noise_is_seeded_clipped_and_optional():
@@ -98,14 +141,17 @@ def test_short_training_learns_to_detect(framework, mnist_digit1):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_selection_keeps_the_epoch_with_the_lowest_validation_reconstruction_error(framework, mnist_digit1):
-    """Section 3.3's rule is the normal-only one; the labelled rule picks on val_auroc of ``score``."""
+def test_reconstruction_stopping_keeps_the_epoch_with_the_lowest_validation_error(framework, mnist_digit1):
+    """Section 3.3's rule (``stopping="reconstruction"``); the labelled rule picks on val_auroc."""
     x_train, x_test, y_test = mnist_digit1
     x_val, y_val = x_test[:300], y_test[:300]
-    detector = ALOCC(framework=framework, seed=0, verbose=False, selection="normal-only")
-    detector.fit(x_train[:512], epochs=3, validation_data=(x_val, y_val))
+    detector = ALOCC(framework=framework, seed=0, verbose=False, selection="normal-only",
+                     stopping="reconstruction")
+    assert detector.label_free_criterion == ("val_reconstruction_error", False)
+    detector.fit(x_train[:256], epochs=3, validation_data=(x_val, y_val))
     errors = detector.history_["val_reconstruction_error"]
     assert detector.best_epoch_ == detector.selected_epochs_["normal-only"] == int(np.argmin(errors)) + 1
+    assert len(detector.history_["val_d_separation"]) == 3  # recorded whatever the rule
     assert {f"val_auroc_{name}" for name in SCORES} <= set(detector.history_)
     assert detector.history_["val_auroc"] == detector.history_["val_auroc_d_of_reconstruction"]
     restored = detector.score_variants(x_val)["reconstruction_error"][y_val == 0].mean()
@@ -114,6 +160,30 @@ def test_selection_keeps_the_epoch_with_the_lowest_validation_reconstruction_err
     assert detector.best_epoch_ == int(np.argmax(detector.history_["val_auroc"])) + 1
     assert metrics.auroc(y_val, detector.decision_function(x_val)) == pytest.approx(
         max(detector.history_["val_auroc"]), rel=1e-5)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_d_separation_stopping_keeps_the_epoch_where_d_separates_best(framework, mnist_digit1):
+    """The default rule: the epoch with the highest AUROC of D on normal X (real) against R(X̃) (fake)."""
+    x_train, x_test, y_test = mnist_digit1
+    x_val, y_val = x_test[:200], y_test[:200]
+    normal = x_val[y_val == 0]
+    detector = ALOCC(framework=framework, seed=0, verbose=False, selection="normal-only")
+    assert detector.hyperparameters["stopping"] == "d_separation"
+    assert detector.label_free_criterion == ("val_d_separation", True)
+    detector.fit(x_train[:256], epochs=3, validation_data=(x_val, y_val))
+    separation = detector.history_["val_d_separation"]
+    assert len(separation) == len(detector.history_["val_reconstruction_error"]) == 3
+    assert all(0.0 <= value <= 1.0 for value in separation)
+    assert detector.best_epoch_ == detector.selected_epochs_["normal-only"] == int(np.argmax(separation)) + 1
+    # the kept weights give the recorded value again: the validation noise is the same at every call
+    assert detector.d_separation(normal) == pytest.approx(max(separation), rel=1e-6)
+    real = detector.model_outputs(normal)["d_logit_input"]
+    noisy = add_noise(normal, 0.155, np.random.default_rng(detector.seed + 3))
+    fake = detector.model_outputs(noisy)["d_logit_reconstruction"]
+    labels = np.r_[np.ones(len(real)), np.zeros(len(fake))]
+    assert detector.d_separation(normal) == pytest.approx(
+        metrics.auroc(labels, np.r_[real[:, 0], fake[:, 0]]), rel=1e-9)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -163,8 +233,12 @@ def test_bad_inputs_give_clear_errors(mnist_digit1):
     x_train, x_test, _ = mnist_digit1
     with pytest.raises(ValueError, match="score must be one of"):
         ALOCC(score="d_of_x")
-    with pytest.raises(ValueError, match="reconstruction_loss must be one of"):
+    with pytest.raises(ValueError, match="reconstruction_loss must be one of \\('l2', 'official', "):
         ALOCC(reconstruction_loss="l1")
+    with pytest.raises(ValueError, match="reconstruction_reduction must be one of \\('sum', 'mean'\\)"):
+        ALOCC(reconstruction_reduction="median")
+    with pytest.raises(ValueError, match="stopping must be one of \\('d_separation', 'reconstruction'\\)"):
+        ALOCC(stopping="early")
     with pytest.raises(ValueError, match="r_steps must be a positive integer"):
         ALOCC(r_steps=0)
     with pytest.raises(TypeError, match="r_steps must be an integer"):

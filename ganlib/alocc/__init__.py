@@ -23,31 +23,88 @@ one-class classifier is :math:`D(R(X)) > \\tau` (eq. 6), with :math:`D(X) > \\ta
 Choices where the paper and the official code disagree (each one is a
 hyper-parameter, so the other choice stays reachable):
 
-==========================  =====================  ======================  =========
-item                        paper                  official code           default
-==========================  =====================  ======================  =========
-λ (``lambda_reconstruction``)  0.4                 0.2                     0.4 (paper)
-reconstruction loss         ‖X − R(X̃)‖², clean X    cross-entropy, noisy X̃  paper
-channel widths              64 … 512               16 … 128                code (16)
-noise σ (``noise_std``)     not given              0.155                   0.155 (code)
-optimiser, learning rate    not given              RMSprop, 0.002          code
-R updates per D update      not given              2                       2 (code)
-==========================  =====================  ======================  =========
+=============================  ====================  ====================  ============
+item                           paper                 official code         default
+=============================  ====================  ====================  ============
+λ (``lambda_reconstruction``)  0.4                   0.2                   0.4 (paper)
+``reconstruction_loss``        ``"l2"``: squared     ``"official"``, see   ``"l2"``
+                               error to the clean X  below; noisy X̃        (paper)
+``reconstruction_reduction``   ``"sum"`` over an     ``"mean"`` over       ``"sum"``
+                               image's pixels (a     pixels and batch      (paper)
+                               squared norm)         (``reduce_mean``)
+channel widths                 64 … 512              16 … 128              code (16)
+noise σ (``noise_std``)        not given             0.155                 0.155 (code)
+optimiser, learning rate       not given             RMSprop, 0.002        code
+R updates per D update         not given             2                     2 (code)
+``stopping``                   R reconstructs well   none (last epoch)     ours: D's
+                               (``reconstruction``)                        separation
+=============================  ====================  ====================  ============
 
-Why: the paper's loss is the method as published, and the squared error per
-image (a sum over pixels, as the norm is written) weighs reconstruction
-enough that R stays a reconstructor; the code's narrower networks train in
-minutes on a CPU, and the paper's widths (``base_filters=64``) remain one
-argument away.  The noise is drawn afresh for every batch (the official code
-draws it once, before training) because eq. 4 takes an expectation over η.
+Reconstruction losses, all computed by :func:`reconstruction_loss` (one
+definition for NumPy, PyTorch and Keras):
 
-Stopping (paper, section 3.3): training should stop "when R reconstructs
-well".  That is ALOCC's label-free criterion: after every epoch ``fit``
-measures R's reconstruction error on the *normal* validation images, and the
-``"normal-only"`` selection rule keeps the epoch where it is lowest.  With
-labelled anomalies in the validation split, ``selection="auto"`` prefers the
-validation AUROC instead; ``selection="normal-only"`` keeps the paper's rule.
-The test set is never looked at.
+- ``"l2"``: the squared error :math:`(X - R(\\tilde X))^2` to the clean X
+  (paper, eq. 4);
+- ``"official"``: the official code's loss, exactly:
+  ``sigmoid_cross_entropy_with_logits(logits=tanh(h), labels=X̃)``, where
+  ``h`` is the decoder's last pre-activation, so that ``tanh(h)`` (in [-1, 1])
+  is used *as the logit* of a pixel cross-entropy against the noisy input.
+  Our R ends in :math:`\\sigma(a) = (1 + \\tanh(a/2))/2`, so
+  :math:`2R(\\tilde X) - 1 = \\tanh(a/2)` is the official ``tanh(h)`` with
+  :math:`h = a/2` (the same functions, the last layer's weights halved).  The
+  reconstruction that D judges and that the scores use is R's output
+  :math:`(1 + \\tanh h)/2`, the official tanh image read from [-1, 1] onto
+  [0, 1]; on pixels of X̃ at 0 or 1 the loss falls as it approaches X̃.
+  :math:`\\sigma(\\tanh h)`, the pixel probability this loss implies, is
+  confined to [0.27, 0.73] and would let D tell every reconstruction from a
+  real image by its range alone; the official code itself feeds ``tanh(h)``
+  to D, whose real inputs lie in [0, 1], a mismatch we do not reproduce.
+- ``"cross_entropy"``: the pixel cross-entropy of R's output, as a
+  probability, to the noisy X̃: close to, but not, the official loss.
+
+``"official"`` with ``reconstruction_reduction="mean"`` and
+``lambda_reconstruction=0.2`` is the official code's objective.
+
+Why these defaults: the paper's loss is the method as published, and the
+squared error per image (a sum over pixels, as the norm is written) makes
+:math:`\\lambda L_{rec}` about ten times the adversarial term, enough that R
+stays a reconstructor; a per-pixel mean (``"mean"``) divides it by the pixel
+count (784 for MNIST) and changes training completely.  The code's narrower
+networks train in minutes on a CPU, and the paper's widths
+(``base_filters=64``) remain one argument away.  The noise is drawn afresh for
+every batch (the official code draws it once, before training) because eq. 4
+takes an expectation over η.
+
+Two further differences from the official code (TensorFlow 1) are documented
+rather than offered.  Its batch normalisation always normalises with the
+statistics of the current batch, at test time too (``ops.batch_norm`` is
+never called with ``train=False``), so a test image's score depends on the
+batch it comes in; ours uses the running averages in inference mode, as
+PyTorch and Keras do.  And TF1's ``RMSPropOptimizer`` starts its
+mean-square accumulator at 1, PyTorch's and Keras's start at 0: TF1's first
+steps are about ``lr * g`` for small gradients, ours ``lr * sign(g) / sqrt(1 -
+0.9)``, some three times the learning rate per weight.  Starting at 1 would
+need each framework's private optimiser state, so it is not an option.
+
+Stopping.  The paper (section 3.3) stops training "when R reconstructs
+well": after every epoch ``fit`` can measure R's reconstruction error on the
+*normal* validation images and keep the epoch where it is lowest
+(``stopping="reconstruction"``, history key ``val_reconstruction_error``).  In
+our runs that rule never stops: R's error keeps falling, so it keeps the last
+epoch, while the default score :math:`D(R(X))` swings from one epoch to the
+next (test AUROC from 0.17 to 0.97 across seeds and epochs), and the rule,
+looking at R only, cannot see it.  The default, ``stopping="d_separation"``,
+is therefore our own label-free rule, not the paper's: it keeps the epoch
+where D best tells the normal validation images X (real) from R's
+reconstructions :math:`R(\\tilde X)` of their noisy copies (fake), measured by
+the AUROC of D's logits (``val_d_separation``, higher is better; the noise is
+drawn from a fixed seed, the same every epoch).  It asks whether D still
+discriminates, which the score :math:`D(R(X))` needs, and it uses no
+anomaly.  Both values are recorded every epoch, whichever rule is in force;
+the rule is what the ``"normal-only"`` selection uses.  With labelled
+anomalies in the validation split, ``selection="auto"`` prefers the
+validation AUROC instead; ``selection="normal-only"`` keeps the label-free
+rule.  The test set is never looked at.
 
 Scores (higher = more anomalous), all reachable through
 :meth:`ALOCC.score_variants`:
@@ -69,9 +126,20 @@ import numpy as np
 from .. import metrics
 from ..autoencoder import reconstruction_error
 from ..detector import Detector
+from ..losses import bce_with_logits
 
 SCORES = ("d_of_reconstruction", "d_of_input", "reconstruction_error")
-RECONSTRUCTION_LOSSES = ("l2", "cross_entropy")
+RECONSTRUCTION_LOSSES = ("l2", "official", "cross_entropy")
+RECONSTRUCTION_REDUCTIONS = ("sum", "mean")
+#: stopping rule -> (history key, higher is better), the "normal-only" criterion
+STOPPING_RULES = {
+    "d_separation": ("val_d_separation", True),
+    "reconstruction": ("val_reconstruction_error", False),
+}
+# Keras's clip for a probability's log: the same floor in both twins
+PROBABILITY_FLOOR = 1e-7
+# the validation noise's seed is seed + 3, a stream apart from the training ones
+VALIDATION_NOISE_SEED_OFFSET = 3
 
 
 def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray:
@@ -94,6 +162,52 @@ def encoder_sizes(height: int, width: int, n: int = 3) -> list[tuple[int, int]]:
     for _ in range(n):
         sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))
     return sizes
+
+
+def reconstruction_loss(x, x_noisy, x_hat, loss: str = "l2",
+                        reduction: str = "sum", ops=np):
+    """R's reconstruction term of eq. 4, for batches ``(n, height, width, channels)``.
+
+    ``x`` is the clean batch, ``x_noisy`` the noisy copy X̃ R was given and
+    ``x_hat`` = R(X̃), in [0, 1].  ``ops`` is ``numpy``, ``torch`` or
+    ``keras.ops`` (see :mod:`ganlib.losses`), so both twins and the tests use
+    this one definition.  Per pixel:
+
+    - ``"l2"``: :math:`(X - R(\\tilde X))^2` (paper, eq. 4);
+    - ``"official"``: the official code's sigmoid cross-entropy to X̃ with
+      ``tanh(h)`` as the logit; R's sigmoid output is :math:`(1 + \\tanh(a/2))/2`,
+      so that logit is :math:`2R(\\tilde X) - 1`;
+    - ``"cross_entropy"``: :math:`-[\\tilde X \\log R + (1 - \\tilde X) \\log(1 - R)]`,
+      R's output taken as a probability (clipped to [1e-7, 1 - 1e-7]).
+
+    ``reduction="sum"`` adds an image's pixels, as the squared norm
+    :math:`\\lVert X - R(\\tilde X) \\rVert^2` is written, and averages over the
+    batch; ``"mean"`` averages over pixels and batch (the official
+    ``reduce_mean``), the sum divided by the pixels per image.
+    """
+    if loss == "l2":
+        value = ops.mean(ops.square(x_hat - x))
+    elif loss == "official":
+        value = bce_with_logits(2 * x_hat - 1, x_noisy, ops)
+    else:
+        p = ops.clip(x_hat, PROBABILITY_FLOOR, 1 - PROBABILITY_FLOOR)
+        value = -ops.mean(x_noisy * ops.log(p) + (1 - x_noisy) * ops.log(1 - p))
+    if reduction == "mean":
+        return value
+    # the batch mean of per-image sums is the overall mean times the pixels per image
+    return value * int(np.prod(tuple(x.shape[1:])))
+
+
+def d_separation(real_logits: np.ndarray, fake_logits: np.ndarray) -> float:
+    """How well D tells real images from R's reconstructions: the AUROC of its logits.
+
+    1 when every real image gets a higher logit than every reconstruction,
+    0.5 when D cannot tell them apart (the GAN game's equilibrium, section 3.1).
+    """
+    real = np.asarray(real_logits, dtype=np.float64).reshape(-1)
+    fake = np.asarray(fake_logits, dtype=np.float64).reshape(-1)
+    labels = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
+    return metrics.auroc(labels, np.concatenate([real, fake]))
 
 
 def scores_from_outputs(x: np.ndarray,
@@ -121,8 +235,14 @@ class ALOCC(Detector):
     ``lambda_reconstruction`` (0.4)
         λ of eq. 4 (paper 0.4, code 0.2).
     ``reconstruction_loss`` ("l2")
-        ``"l2"``: per-image squared error to the clean X (paper);
-        ``"cross_entropy"``: mean pixel cross-entropy to the noisy X̃ (code).
+        ``"l2"``: squared error to the clean X (paper, eq. 4);
+        ``"official"``: the official code's loss, ``tanh(h)`` as the logit of a
+        pixel cross-entropy to the noisy X̃ (module docstring);
+        ``"cross_entropy"``: pixel cross-entropy of R's output to the noisy X̃,
+        close to but not the official loss.
+    ``reconstruction_reduction`` ("sum")
+        ``"sum"`` over an image's pixels, as the paper's squared norm; ``"mean"``
+        over pixels too, as the official ``reduce_mean``: the sum / pixels.
     ``noise_std`` (0.155)
         σ of the Gaussian noise η added to R's input (code; the paper gives none).
     ``learning_rate`` (0.002), ``batch_size`` (128), ``epochs`` (40)
@@ -131,6 +251,14 @@ class ALOCC(Detector):
         R updates per D update (code; "different from paper" says its comment).
     ``score`` ("d_of_reconstruction")
         Which of :data:`SCORES` ``decision_function`` returns.
+    ``stopping`` ("d_separation")
+        The label-free rule of ``selection="normal-only"``, on the normal
+        validation images.  ``"d_separation"`` (ours): the epoch where D best
+        tells X from R(X̃) (``val_d_separation``, the AUROC of D's logits,
+        highest); ``"reconstruction"`` (paper, section 3.3, "when R
+        reconstructs well"): the lowest ``val_reconstruction_error``, which in
+        our runs keeps falling, so it keeps the last epoch whatever D does.
+        Both are recorded every epoch.
 
     The networks take the images as they are, in [0, 1] (R ends in a
     sigmoid), so :meth:`to_model_space` is the identity.
@@ -151,12 +279,20 @@ class ALOCC(Detector):
         "epochs": 40,
         "r_steps": 2,
         "score": "d_of_reconstruction",
+        "reconstruction_reduction": "sum",
+        "stopping": "d_separation",
     }
-    choices = {"reconstruction_loss": RECONSTRUCTION_LOSSES}
+    choices = {"reconstruction_loss": RECONSTRUCTION_LOSSES,
+               "reconstruction_reduction": RECONSTRUCTION_REDUCTIONS,
+               "stopping": tuple(STOPPING_RULES)}
     score_names = SCORES
-    # section 3.3: stop "when R reconstructs well", measured on normal validation images
-    label_free_criterion = ("val_reconstruction_error", False)
     input_kind = "image"
+
+    @property
+    def label_free_criterion(self) -> tuple[str, bool]:
+        """The ``stopping`` rule's (history key, higher is better)."""
+        # a property, so that the "normal-only" rule follows the hyper-parameter
+        return STOPPING_RULES[self.hyperparameters["stopping"]]
 
     def check_hyperparameters(self, hp: dict) -> None:
         """Ranges that the base's type checks leave open (``None`` passes them)."""
@@ -179,22 +315,46 @@ class ALOCC(Detector):
         return self.model_outputs(X)["reconstruction"]
 
     def validation_values(self, x_val, y_val) -> dict[str, float]:
-        """Section 3.3's stopping rule: R's reconstruction error on normal images.
+        """Both label-free stopping values, and the AUROCs when labels allow.
 
-        ``val_reconstruction_error`` (the label-free criterion) uses the normal
-        rows (``y_val == 0``) only.  When ``y_val`` holds both classes, the
-        validation AUROC of every score is recorded too (``val_auroc_<score>``,
-        for the chapter's curves), and ``val_auroc`` is that of ``score``.
+        On the normal rows (``y_val == 0``) only: ``val_reconstruction_error``,
+        R's mean error (the paper's rule, section 3.3), and ``val_d_separation``
+        (:meth:`d_separation`); ``stopping`` says which one the
+        ``"normal-only"`` rule follows.  When ``y_val`` holds both classes,
+        the validation AUROC of every score is recorded too
+        (``val_auroc_<score>``, for the chapter's curves), and ``val_auroc`` is
+        that of ``score``.
 
         Shown in chapters/02_alocc.ipynb.
         """
-        scores = self.score_variants(x_val)
+        outputs = self.model_outputs(x_val)
+        scores = self.scores_from_outputs(x_val, outputs)
         values = {}
-        if np.any(y_val == 0):
-            normal_errors = scores["reconstruction_error"][y_val == 0]
+        normal = y_val == 0
+        if np.any(normal):
+            normal_errors = scores["reconstruction_error"][normal]
             values["val_reconstruction_error"] = float(np.mean(normal_errors))
+            values["val_d_separation"] = self.d_separation(
+                x_val[normal], outputs["d_logit_input"][normal])
         if len(np.unique(y_val)) == 2:
             for name, variant in scores.items():
                 values[f"val_auroc_{name}"] = metrics.auroc(y_val, variant)
             values["val_auroc"] = values[f"val_auroc_{self.hyperparameters['score']}"]
         return values
+
+    def d_separation(self, x, real_logits=None) -> float:
+        """Our stopping value: how well D tells normal X (real) from R(X̃) (fake).
+
+        The AUROC of D's logits (:func:`d_separation`), 0.5 when D cannot tell
+        them apart.  X̃ is ``x`` with noise of ``noise_std`` (eq. 3) from a
+        generator seeded afresh at every call, so every epoch is measured on
+        the same noisy images.  ``real_logits``, D's logits on ``x``, saves a
+        pass when the caller has them.
+        """
+        if real_logits is None:
+            real_logits = self.model_outputs(x)["d_logit_input"]
+        rng = np.random.default_rng(self.seed + VALIDATION_NOISE_SEED_OFFSET)
+        x_noisy = add_noise(np.asarray(x, dtype=np.float32),
+                            self.hyperparameters["noise_std"], rng)
+        fake_logits = self.model_outputs(x_noisy)["d_logit_reconstruction"]
+        return d_separation(real_logits, fake_logits)

@@ -9,7 +9,7 @@ import tensorflow as tf
 from .. import backend_keras
 from ..backend_keras import KerasBackend, dcgan_initializer
 from ..losses import bce_with_logits
-from . import add_noise, encoder_sizes
+from . import add_noise, encoder_sizes, reconstruction_loss
 
 LEAK = 0.2  # LeakyReLU slope of the official code's ``lrelu``
 
@@ -90,11 +90,10 @@ class ALOCCKeras(KerasBackend):
         self._r_step = tf.function(self._graph_r_step)
 
     def reconstruction_loss(self, x, x_noisy, x_hat):
-        """Paper: per-image squared error to the clean X (eq. 4); official code: pixel
-        cross-entropy to the noisy X̃."""
-        if self.hp["reconstruction_loss"] == "l2":
-            return keras.ops.mean(keras.ops.sum(keras.ops.square(x_hat - x), axis=(1, 2, 3)))
-        return keras.ops.mean(keras.losses.binary_crossentropy(x_noisy, x_hat))
+        """R's reconstruction term of eq. 4 (:func:`ganlib.alocc.reconstruction_loss`,
+        written once for both twins, here with ``keras.ops``)."""
+        return reconstruction_loss(x, x_noisy, x_hat, self.hp["reconstruction_loss"],
+                                   self.hp["reconstruction_reduction"], keras.ops)
 
     def _graph_d_step(self, x, x_noisy):
         """D's step of eq. 4, traced by ``tf.function``.

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from ..backend_torch import ChannelsLastFlatten, Conv2dSame, TorchBackend, dcgan_init
 from ..losses import bce_with_logits
-from . import add_noise, encoder_sizes
+from . import add_noise, encoder_sizes, reconstruction_loss
 
 LEAK = 0.2  # LeakyReLU slope of the official code's ``lrelu``
 
@@ -79,14 +79,15 @@ class ALOCCTorch(TorchBackend):
         self.noise_rng = np.random.default_rng(seed)
 
     def reconstruction_loss(self, x, x_noisy, x_hat):
-        """Paper: per-image squared error to the clean X (eq. 4); official code: pixel
-        cross-entropy to the noisy X̃.
+        """R's reconstruction term of eq. 4: the paper's squared error to the clean X
+        (``"l2"``), the official code's or a plain cross-entropy to the noisy X̃,
+        summed or averaged over pixels; :func:`ganlib.alocc.reconstruction_loss`
+        holds the algebra, written once for both twins.
 
         Shown in chapters/02_alocc.ipynb.
         """
-        if self.hp["reconstruction_loss"] == "l2":
-            return (x_hat - x).square().flatten(1).sum(1).mean()
-        return F.binary_cross_entropy(x_hat, x_noisy)
+        return reconstruction_loss(x, x_noisy, x_hat, self.hp["reconstruction_loss"],
+                                   self.hp["reconstruction_reduction"], torch)
 
     def train_step(self, batch):
         """One D update, then ``r_steps`` R updates (eq. 4; the official code's order).
