@@ -5,7 +5,7 @@ import pytest
 from contract import make_a_loss_diverge
 
 from ganlib import metrics, protocols
-from ganlib.ognet import SCORES, OGNet, from_model_space, to_model_space
+from ganlib.ognet import OFFICIAL, SCORES, OGNet, from_model_space, to_model_space
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -215,6 +215,91 @@ def test_phase_two_weights_can_be_overridden_for_one_call(mnist_digit0):
     assert detector.backend.hp["beta"] == detector.hyperparameters["beta"] == 0.999
     with pytest.raises(ValueError, match="alpha must be in \\[0, 1\\]"):
         detector.phase_two(x_train, alpha=1.5)
+
+
+def _row_ids(x: np.ndarray) -> dict[bytes, int]:
+    return {row.tobytes(): i for i, row in enumerate(x)}
+
+
+def test_phase_two_pairs_each_batch_with_a_second_batch_drawn_from_the_whole_array(
+        monkeypatch):
+    """The pseudo-anomalies' partners X_j (eqs. 5-7) are an independent draw from
+    the training array, as the author's second batch, not the batch X_i reshuffled."""
+    detector = OGNet(framework="torch", seed=0, verbose=False, phase_two_iterations=3,
+                     batch_size=32, **SMALL)
+    backend = detector.build((28, 28, 1))
+    x = np.random.default_rng(0).random((128, 28, 28, 1), dtype=np.float32)
+    ids = _row_ids(x)
+    seen = []
+    step = backend.phase_two_step
+
+    def spy(batch, partners):
+        seen.append(([ids[r.tobytes()] for r in batch],
+                     [ids[r.tobytes()] for r in partners]))
+        return step(batch, partners)
+
+    monkeypatch.setattr(backend, "phase_two_step", spy)
+    detector.phase_two(x, rng=np.random.default_rng(0))
+    assert len(seen) == 3
+    for batch, partners in seen:
+        assert len(batch) == len(partners) == 32 and len(set(partners)) == 32
+        # drawn from all 128 images: most partners lie outside the batch (about 3 in 4)
+        assert len(set(partners) - set(batch)) > 16, (sorted(batch), sorted(partners))
+    # and the phase-two images draw X_j from x, seeded
+    drawn = []
+
+    def images(batch, partners):
+        drawn.append(partners)
+        return {"good": batch}
+
+    monkeypatch.setattr(backend, "phase_two_images", images)
+    for seed in (0, 0, 1):
+        detector.phase_two_images(x[:50], seed=seed)
+    assert all(row.tobytes() in _row_ids(x[:50]) for row in drawn[0])
+    np.testing.assert_array_equal(drawn[0], drawn[1])
+    assert not np.array_equal(drawn[0], drawn[2])
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_failed_phase_two_leaves_the_detector_ready_for_the_next(framework,
+                                                                    monkeypatch):
+    """A step that raises midway: the loss weights are put back, and the next phase two
+    (a fresh optimiser) trains as if the failed one had never run."""
+    detector = OGNet(framework=framework, seed=0, verbose=False, phase_two_iterations=3,
+                     batch_size=8, **SMALL)
+    backend = detector.build((28, 28, 1))
+    x = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    start = backend.get_weights()
+    expected = detector.phase_two(x, rng=np.random.default_rng(0))
+    backend.set_weights(start)
+    step, calls = backend.phase_two_step, []
+
+    def fails_second(batch, partners):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory, say")
+        return step(batch, partners)
+
+    monkeypatch.setattr(backend, "phase_two_step", fails_second)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        detector.phase_two(x, rng=np.random.default_rng(0), alpha=0.5, beta=0.001)
+    assert (backend.hp["alpha"], backend.hp["beta"]) == (0.1, 0.999)
+    monkeypatch.undo()
+    backend.set_weights(start)
+    again = detector.phase_two(x, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(again, expected, rtol=1e-6)
+    assert np.all(np.isfinite(detector.decision_function(x)))
+
+
+def test_defaults_suit_a_cpu_and_the_official_sizes_are_one_argument_away():
+    hp = OGNet().hyperparameters
+    assert (hp["base_filters"], hp["image_size"], hp["epochs"]) == (16, None, 3)
+    official = OGNet(framework="torch", verbose=False, **OFFICIAL)
+    assert official.hyperparameters["base_filters"] == 64
+    assert official.hyperparameters["image_size"] == 45
+    # the author's networks (64 ... 512 channels on 45x45), as chapter 3 counts them
+    assert official.build((28, 28, 1)).parameter_counts() == {
+        "generator": 8609025, "discriminator": 4308865}
 
 
 def test_phase_two_puts_the_loss_weights_back_when_it_fails(monkeypatch):
