@@ -66,7 +66,8 @@ def assert_rejects_bad_input(detector_class, x, framework: str = "torch", **hype
         detector.decision_function(other_shape)
 
 
-def train_twins_alike(torch_backend, keras_backend, batches, probe, perturbed_backend=None):
+def train_twins_alike(torch_backend, keras_backend, batches, probe,
+                      perturbed_backend=None, outputs=None):
     """Feed both twins the same batches and compare losses and inference outputs after each step.
 
     The twins start from the same weights (the caller copies them).  Returns
@@ -75,7 +76,16 @@ def train_twins_alike(torch_backend, keras_backend, batches, probe, perturbed_ba
     ``perturbed_backend`` is given (a copy of the PyTorch twin whose weights
     were nudged by about 1e-6), for PyTorch against that copy: the chaos
     baseline, how far two runs drift apart from round-off alone.
+    ``perturbed_backend`` may also be a list of such copies, nudged with
+    different seeds: the baseline is then the largest drift of any of them.
+    ``outputs(backend, probe)`` gives the outputs compared (default:
+    ``backend.predict(probe)``).
     """
+    if outputs is None:
+        def outputs(backend, probe):
+            return backend.predict(probe)
+    copies = (list(perturbed_backend) if isinstance(perturbed_backend, (list, tuple))
+              else [] if perturbed_backend is None else [perturbed_backend])
 
     def largest(a: dict, b: dict) -> float:
         return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
@@ -84,14 +94,29 @@ def train_twins_alike(torch_backend, keras_backend, batches, probe, perturbed_ba
     for batch in batches:
         losses = torch_backend.train_step(batch)
         gaps["loss"] = max(gaps["loss"], largest(losses, keras_backend.train_step(batch)))
-        outputs = torch_backend.predict(probe)
-        gaps["outputs"] = max(gaps["outputs"], largest(outputs, keras_backend.predict(probe)))
-        if perturbed_backend is not None:
-            chaos = perturbed_backend.train_step(batch)
+        out = outputs(torch_backend, probe)
+        twin = outputs(keras_backend, probe)
+        gaps["outputs"] = max(gaps["outputs"], largest(out, twin))
+        for nudged in copies:
+            chaos = nudged.train_step(batch)
             gaps["chaos_loss"] = max(gaps["chaos_loss"], largest(losses, chaos))
-            chaos_outputs = perturbed_backend.predict(probe)
-            gaps["chaos_outputs"] = max(gaps["chaos_outputs"], largest(outputs, chaos_outputs))
+            chaos_outputs = outputs(nudged, probe)
+            gaps["chaos_outputs"] = max(gaps["chaos_outputs"],
+                                        largest(out, chaos_outputs))
     return gaps
+
+
+def assert_within_chaos(gaps: dict, floors: dict, factor: float = 10.0) -> None:
+    """Each gap is at most ``factor`` times its chaos baseline, or its floor.
+
+    ``gaps`` holds ``k`` (twins) and ``"chaos_" + k`` (PyTorch against its
+    nudged copies) for every key ``k`` of ``floors`` (see
+    :func:`train_twins_alike`); the floor ``floors[k]`` keeps the bound
+    meaningful when round-off alone hardly moves the copies.
+    """
+    for key, floor in floors.items():
+        bound = max(factor * gaps[f"chaos_{key}"], floor)
+        assert gaps[key] <= bound, f"{key}: {gaps[key]:.3g} > bound {bound:.3g}; {gaps}"
 
 
 def perturbed_copy(backend_factory, weights: dict, scale: float = 1e-6, seed: int = 0):

@@ -240,24 +240,31 @@ class ALADKeras(WithAverages, KerasBackend):
         variables = self.networks[name].trainable_variables
         self.optimizers[name].apply_gradients(zip(tape.gradient(loss, variables), variables))
 
+    def latent_noise(self, n):
+        """z ~ N(0, I) for ``n`` samples, drawn within the compiled step.
+
+        A test feeds both twins the same z through it.
+        """
+        return keras.random.normal((n, self.hp["latent_dim"]), seed=self.noise)
+
     def _graph_step(self, x):
         """The PyTorch twin's ``train_step`` under ``tf.GradientTape``.
 
         Shown in chapters/06_alad.ipynb.
         """
-        latent = (tf.shape(x)[0], self.hp["latent_dim"])
+        n = tf.shape(x)[0]
         pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
 
         # the discriminators, each with its own optimiser (E and G are only read)
         with tf.GradientTape(persistent=True) as tape:
-            losses = self.adversarial_losses(x, keras.random.normal(latent, seed=self.noise))
+            losses = self.adversarial_losses(x, self.latent_noise(n))
         for pair in pairs:
             self._apply(tape, losses[f"loss_d_{pair}"], f"discriminator_{pair}")
         del tape
 
         # G and E, with the labels swapped; the cycle terms are in both losses
         with tf.GradientTape(persistent=True) as tape:
-            gen_losses = self.adversarial_losses(x, keras.random.normal(latent, seed=self.noise))
+            gen_losses = self.adversarial_losses(x, self.latent_noise(n))
             loss_g = gen_losses["loss_g_xz"] + gen_losses["loss_cycle"]
             loss_e = gen_losses["loss_e_xz"] + gen_losses["loss_cycle"]
         self._apply(tape, loss_g, "generator")

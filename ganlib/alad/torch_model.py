@@ -244,6 +244,13 @@ class ALADTorch(WithAverages, TorchBackend):
         for name in names:
             self.optimizers[name].step()
 
+    def latent_noise(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I) for ``n`` samples.
+
+        A test feeds both twins the same z through it.
+        """
+        return torch.randn(n, self.hp["latent_dim"], device=self.device)
+
     def train_step(self, batch):
         """One step of the three discriminators, then one of G and E.
 
@@ -251,20 +258,21 @@ class ALADTorch(WithAverages, TorchBackend):
         """
         self.train_mode(True)
         x = self.to_tensor(to_model_space(batch))
-        latent = (len(x), self.hp["latent_dim"])
+        n = len(x)
         pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
 
         # the discriminators, each with its own optimiser; E and G are only read here
         for name in ("encoder", "generator"):
             self.networks[name].requires_grad_(False)
-        losses = self.adversarial_losses(x, torch.randn(latent, device=self.device))
+        losses = self.adversarial_losses(x, self.latent_noise(n))
         for name in ("encoder", "generator"):
             self.networks[name].requires_grad_(True)
         self._step(sum(losses[f"loss_d_{pair}"] for pair in pairs), [f"discriminator_{pair}" for pair in pairs])
 
         # G and E: loss_g = loss_g_xz + loss_cycle, loss_e = loss_e_xz + loss_cycle.  loss_g_xz does not
         # depend on E, nor loss_e_xz on G, so one backward pass of their sum gives both networks' gradients
-        losses.update({k: v for k, v in self.adversarial_losses(x, torch.randn(latent, device=self.device)).items()
+        z = self.latent_noise(n)
+        losses.update({k: v for k, v in self.adversarial_losses(x, z).items()
                        if k in ("loss_g_xz", "loss_e_xz", "loss_cycle")})
         self._step(losses["loss_g_xz"] + losses["loss_e_xz"] + losses["loss_cycle"], ["generator", "encoder"])
         self.ema.update()

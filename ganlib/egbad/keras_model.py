@@ -125,17 +125,23 @@ class EGBADKeras(WithAverages, KerasBackend):
         self.noise = keras.random.SeedGenerator(seed)
         self._step = tf.function(self._graph_step, reduce_retracing=True)
 
+    def latent_noise(self, n):
+        """z ~ N(0, I) for ``n`` samples, drawn within the compiled step.
+
+        A test feeds both twins the same z through it.
+        """
+        return keras.random.normal((n, self.hp["latent_dim"]), seed=self.noise)
+
     def _graph_step(self, x):
         """The PyTorch twin's ``train_step``, under ``tf.GradientTape``.
 
         Shown in chapters/05_egbad.ipynb.
         """
         n = tf.shape(x)[0]
-        latent = self.hp["latent_dim"]
         enc, gen, dis = self.encoder, self.generator, self.discriminator
 
         # D: (x, E(x)) is real, (G(z), z) is fake
-        z = keras.random.normal((n, latent), seed=self.noise)
+        z = self.latent_noise(n)
         z_enc = tf.stop_gradient(enc(x, training=True))
         x_gen = tf.stop_gradient(gen(z, training=True))
         with tf.GradientTape() as tape:
@@ -146,7 +152,7 @@ class EGBADKeras(WithAverages, KerasBackend):
             zip(tape.gradient(loss_d, dis.trainable_variables), dis.trainable_variables))
 
         # G and E together, labels inverted
-        z = keras.random.normal((n, latent), seed=self.noise)
+        z = self.latent_noise(n)
         with tf.GradientTape(persistent=True) as tape:
             logit_real, _ = dis([x, enc(x, training=True)], training=True)
             logit_fake, _ = dis([gen(z, training=True), z], training=True)

@@ -156,6 +156,13 @@ class EGBADTorch(WithAverages, TorchBackend):
                            for k, net in self.networks.items()}
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
 
+    def latent_noise(self, n: int) -> torch.Tensor:
+        """z ~ N(0, I) for ``n`` samples.
+
+        A test feeds both twins the same z through it.
+        """
+        return torch.randn(n, self.hp["latent_dim"], device=self.device)
+
     def train_step(self, batch):
         """One D step, then one G and E step with the labels inverted.
 
@@ -166,7 +173,7 @@ class EGBADTorch(WithAverages, TorchBackend):
         n = x.shape[0]
 
         # D: (x, E(x)) is real, (G(z), z) is fake
-        z = torch.randn(n, self.hp["latent_dim"], device=self.device)
+        z = self.latent_noise(n)
         with torch.no_grad():
             z_enc, x_gen = self.encoder(x), self.generator(z)
         logit_real, _ = self.discriminator(x, z_enc)
@@ -177,7 +184,7 @@ class EGBADTorch(WithAverages, TorchBackend):
         self.optimizers["discriminator"].step()
 
         # G and E together, labels inverted: G wants (G(z), z) called real, E wants (x, E(x)) called fake
-        z = torch.randn(n, self.hp["latent_dim"], device=self.device)
+        z = self.latent_noise(n)
         logit_real, _ = self.discriminator(x, self.encoder(x))
         logit_fake, _ = self.discriminator(self.generator(z), z)
         losses = bigan_losses(logit_real, logit_fake, torch)
