@@ -70,6 +70,9 @@ class Backend:
         """One optimisation step on ``batch``; returns the losses."""
         raise NotImplementedError
 
+    def end_of_epoch(self, x: np.ndarray, batch_size: int) -> None:
+        """Called by ``fit`` after each epoch on the training rows ``x``, before scoring."""
+
     def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The networks' outputs the anomaly score is computed from."""
         raise NotImplementedError

@@ -574,6 +574,7 @@ class Detector(BaseDetector):
                 self._record(
                     epoch=epoch, **self._train_one_epoch(x, batch_size, rng, epoch)
                 )
+                backend.end_of_epoch(x, batch_size)  # e.g. statistics of averaged weights
                 if x_val is not None:
                     self._record(**self.validation_values(x_val, y_val))
                     for rule, (key, higher) in criteria.items():

@@ -13,14 +13,24 @@ def mnist_digit1():
     return split.x_train[:2000], split.x_test[test], split.y_test[test]
 
 
-@pytest.fixture(scope="session")
-def kdd():
-    """The KDD99 protocol (seed 0), subsampled: 20000 training rows, 4000 validation and 8000 test rows."""
-    split = protocols.kdd99(seed=0)
+def _kdd_subsample(split):
     rng = np.random.default_rng(0)
     val = rng.choice(len(split.y_val), 4000, replace=False)
     test = rng.choice(len(split.y_test), 8000, replace=False)
     return split.x_train[:20000], split.x_val[val], split.y_val[val], split.x_test[test], split.y_test[test]
+
+
+@pytest.fixture(scope="session")
+def kdd():
+    """The KDD99 protocol (seed 0, raw features as the official code), subsampled:
+    20000 training rows, 4000 validation and 8000 test rows."""
+    return _kdd_subsample(protocols.kdd99(seed=0))
+
+
+@pytest.fixture(scope="session")
+def kdd_scaled():
+    """The same rows, min-max scaled (``protocols.kdd99(scale=True)``)."""
+    return _kdd_subsample(protocols.kdd99(seed=0, scale=True))
 
 
 @pytest.fixture

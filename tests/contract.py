@@ -25,11 +25,17 @@ def make_a_loss_diverge(monkeypatch, detector_class, framework: str, loss: str, 
     monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
 
 
-def expected_moving_average(values: list[np.ndarray], decay: float) -> np.ndarray:
-    """The averages a decay predicts: a copy at the first update, then a <- decay a + (1 - decay) w."""
+def expected_moving_average(values: list[np.ndarray], decay: float,
+                            warmup: bool = False) -> np.ndarray:
+    """The averages a decay predicts: a copy at the first update, then a <- d a + (1 - d) w.
+
+    ``d`` is ``decay``, or with ``warmup`` min(decay, (1 + n) / (10 + n)) at
+    the update that follows n earlier ones (TF's ``num_updates`` rule).
+    """
     average = values[0]
-    for value in values[1:]:
-        average = decay * average + (1 - decay) * value
+    for n, value in enumerate(values[1:], start=1):
+        d = min(decay, (1 + n) / (10 + n)) if warmup else decay
+        average = d * average + (1 - d) * value
     return average
 
 

@@ -152,7 +152,8 @@ def test_spectral_norm_keeps_the_largest_singular_value_near_one(framework, mnis
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_scoring_weights_are_the_moving_average_the_decay_predicts(framework, kdd):
     decay, x = 0.9, kdd[0][:300]
-    detector = ALAD(framework=framework, seed=0, verbose=False, ema_decay=decay, learning_rate=1e-3)
+    detector = ALAD(framework=framework, seed=0, verbose=False, ema_decay=decay, learning_rate=1e-3,
+                    ema_warmup=False)  # the warm-up's decays: tests/test_egbad.py
     backend = detector.build(x.shape[1:])
     raw_kernel = (lambda: backend.encoder[0].weight.detach().numpy().copy()) if framework == "torch" else \
                  (lambda: np.array(backend.encoder.trainable_variables[0].numpy()))
@@ -164,7 +165,8 @@ def test_scoring_weights_are_the_moving_average_the_decay_predicts(framework, kd
         averaged = backend.ema.averaged("encoder")[0].weight.detach().numpy()
     else:
         averaged = backend.ema.get_weights()["ema_encoder.000"]
-    np.testing.assert_allclose(averaged, expected_moving_average(history, decay), rtol=1e-5, atol=1e-7)
+    expected = expected_moving_average(history, decay)
+    np.testing.assert_allclose(averaged, expected, rtol=1e-5, atol=1e-7)
     assert np.abs(averaged - history[-1]).max() > 1e-3  # the raw weights moved on; the average lags behind
     scores_averaged, scores_raw = backend.predict(x[:50])["latent"], backend.raw_outputs(x[:50])["latent"]
     assert not np.allclose(scores_averaged, scores_raw, atol=1e-5)
@@ -173,8 +175,11 @@ def test_scoring_weights_are_the_moving_average_the_decay_predicts(framework, kd
 # ---------------------------------------------------------------------- learning
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_short_kdd99_training_learns_to_detect(framework, kdd):
-    x_train, x_val, y_val, x_test, y_test = kdd
+def test_short_kdd99_training_learns_to_detect(framework, kdd_scaled):
+    # min-max scaled features: on the raw default, 3 epochs of the whole training
+    # set reach validation F1 0.63 only (results/audit/audit/kdd99-short.jsonl),
+    # too little for a CI-sized run to show learning with a safe margin
+    x_train, x_val, y_val, x_test, y_test = kdd_scaled
     untrained = ALAD(framework=framework, seed=0, verbose=False)
     untrained.build(x_train.shape[1:])
     untrained_f1 = metrics.precision_recall_f1(y_test, untrained.decision_function(x_test), 0.2)["f1"]

@@ -92,14 +92,15 @@ def test_bigan_losses_are_the_same_through_torch_and_keras_ops():
 
 # ---------------------------------------------------------------------- weight averaging
 
-def test_torch_moving_average_follows_the_decay():
+@pytest.mark.parametrize("warmup", [False, True])
+def test_torch_moving_average_follows_the_decay(warmup):
     import torch
 
     from ganlib.ema import TorchEMA
 
     decay, steps = 0.9, 6
     layer = torch.nn.Linear(3, 2)
-    ema = TorchEMA({"layer": layer}, decay)
+    ema = TorchEMA({"layer": layer}, decay, warmup=warmup)
     optimizer = torch.optim.SGD(layer.parameters(), lr=1.0)
     history = []
     for step in range(steps):
@@ -109,11 +110,16 @@ def test_torch_moving_average_follows_the_decay():
         ema.update()
         history.append(layer.weight.detach().numpy().copy())
     averaged = ema.averaged("layer").weight.detach().numpy()
-    np.testing.assert_allclose(averaged, expected_moving_average(history, decay), rtol=1e-5)
+    np.testing.assert_allclose(averaged, expected_moving_average(history, decay, warmup),
+                               rtol=1e-5)
     assert np.abs(averaged - history[-1]).min() > 0.5  # the raw weights moved on; the average lags behind
+    if warmup:  # early updates weigh the new weights more: the average is nearer the last
+        fixed = expected_moving_average(history, decay)
+        assert (np.abs(averaged - history[-1]) < np.abs(fixed - history[-1])).all()
 
 
-def test_keras_moving_average_follows_the_decay():
+@pytest.mark.parametrize("warmup", [False, True])
+def test_keras_moving_average_follows_the_decay(warmup):
     import keras
 
     from ganlib.ema import KerasEMA
@@ -121,15 +127,16 @@ def test_keras_moving_average_follows_the_decay():
     decay, steps = 0.9, 6
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     optimizer = keras.optimizers.SGD(1.0, use_ema=True, ema_momentum=decay)
-    ema = KerasEMA({"layer": (model, optimizer)})
+    ema = KerasEMA({"layer": (model, optimizer)}, warmup=warmup)
     kernel = model.trainable_variables[0]
     np.testing.assert_array_equal(ema.get_weights()["ema_layer.000"], kernel.numpy())  # starts at the initial weights
     history = []
     for step in range(steps):
         grads = [np.full(v.shape, step + 1.0, np.float32) for v in model.trainable_variables]
+        ema.before_step()
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         history.append(np.array(kernel.numpy()))
-    expected = expected_moving_average(history, decay)
+    expected = expected_moving_average(history, decay, warmup)
     with ema.swapped():
         np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5)
     np.testing.assert_array_equal(kernel.numpy(), history[-1])  # the raw weights are back after the block
@@ -261,3 +268,62 @@ def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, kdd
     make_a_loss_diverge(monkeypatch, EGBAD, framework, "loss_e", float("inf"), at_step=3)
     with pytest.raises(FloatingPointError, match="loss 'loss_e' became inf at epoch 2, batch 1"):
         EGBAD(framework=framework, verbose=False, batch_size=100).fit(kdd[0][:200], epochs=3)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_batchnorm_statistics_are_recomputed_under_the_averaged_weights(framework):
+    """Averaged weights are scored with statistics of their own (ganlib.ema), not the trained ones.
+
+    A Dense layer followed by BatchNorm: the average holds other weights than
+    the trained layer, and after ``recompute_statistics`` the averaged
+    network's BatchNorm holds the mean (over batches) of the batch means and
+    variances of *its* Dense outputs.  Before any recomputation, and again
+    after the next update, the trained network's statistics are used.
+    """
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 2.0, (96, 3)).astype(np.float32)
+    batches = [x[i:i + 32] for i in range(0, 96, 32)]
+    averaged_kernel = rng.normal(0, 3.0, (3, 4)).astype(np.float32)  # (in, out)
+    per_batch = [b @ averaged_kernel for b in batches]  # biases are zero
+    expected_mean = np.mean([h.mean(0) for h in per_batch], axis=0)
+    if framework == "torch":
+        import torch
+
+        from ganlib.ema import TorchEMA
+
+        net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+        torch.nn.init.zeros_(net[0].bias)
+        ema = TorchEMA({"net": net}, 0.9)
+        with torch.no_grad():
+            ema.averages["net"].module[0].weight.copy_(torch.from_numpy(averaged_kernel.T))
+            net[1].running_mean.fill_(-7.0)
+        assert ema.averaged("net")[1].running_mean[0].item() == -7.0  # not recomputed yet
+        ema.recompute_statistics(lambda n, b: n(torch.from_numpy(b)), batches)
+        bn = ema.averaged("net")[1]
+        mean, var = bn.running_mean.numpy().copy(), bn.running_var.numpy().copy()
+        expected_var = np.mean([h.var(0, ddof=1) for h in per_batch], axis=0)
+        assert net[1].running_mean[0].item() == -7.0  # the trained network keeps its own
+        ema.update()
+        assert ema.averaged("net")[1].running_mean[0].item() == -7.0  # stale: fallback
+    else:
+        import keras
+
+        from ganlib.ema import KerasEMA
+
+        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
+                                keras.layers.BatchNormalization()])
+        optimizer = keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.9)
+        ema = KerasEMA({"net": (net, optimizer)})
+        ema._averages(optimizer)[0].assign(averaged_kernel)
+        bn = net.layers[1]
+        bn.moving_mean.assign(np.full(4, -7.0, np.float32))
+        ema.recompute_statistics(lambda b, training: net(b, training=training), batches)
+        np.testing.assert_array_equal(bn.moving_mean.numpy(), -7.0)  # raw ones are back
+        with ema.swapped():
+            mean, var = bn.moving_mean.numpy(), bn.moving_variance.numpy()
+        expected_var = np.mean([h.var(0) for h in per_batch], axis=0)  # Keras: biased
+        ema.before_step()
+        with ema.swapped():  # stale after the next step: the trained statistics
+            np.testing.assert_array_equal(bn.moving_mean.numpy(), -7.0)
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(var, expected_var, rtol=1e-4)

@@ -48,7 +48,12 @@ def test_kdd99_protocol():
     assert 0.19 < split.y_test.mean() < 0.21
     assert abs(split.y_val.mean() - 0.2) < 0.001
     assert split.contamination == 0.2
-    assert split.x_train.min() >= 0 and split.x_train.max() <= 1
+    # raw features by default, as the official code: byte counts in the millions
+    assert split.x_train.min() >= 0 and split.x_train.max() > 1e6
+    assert split.extra["scaled"] is False
+    scaled = protocols.kdd99(seed=0, scale=True)
+    assert scaled.x_train.min() >= 0 and scaled.x_train.max() <= 1
+    np.testing.assert_array_equal(scaled.y_test, split.y_test)
 
 
 def test_arrhythmia_protocol_and_the_official_variant():

@@ -217,7 +217,8 @@ class ALADKeras(WithAverages, KerasBackend):
         self.encoder, self.generator, self.d_xz, self.d_xx, self.d_zz = (self.networks[k] for k in NETWORKS)
         self.optimizers = {k: keras_adam(self.hp["learning_rate"], self.hp["beta_1"], self.hp["ema_decay"])
                            for k in self.networks}
-        self.ema = KerasEMA({k: (self.networks[k], self.optimizers[k]) for k in self.networks})
+        self.ema = KerasEMA({k: (self.networks[k], self.optimizers[k]) for k in self.networks},
+                            self.hp["ema_warmup"])
         self.noise = keras.random.SeedGenerator(seed)
         self._step = tf.function(self._graph_step, reduce_retracing=True)
 
@@ -274,21 +275,24 @@ class ALADKeras(WithAverages, KerasBackend):
                 "loss_g": loss_g, "loss_e": loss_e}
 
     def train_step(self, batch):
+        self.ema.before_step()  # the decay of this step's average update
         return {k: float(v) for k, v in self._step(self.to_tensor(to_model_space(batch))).items()}
 
-    def _forward(self, batch):
+    scoring_networks = ("encoder", "generator", "discriminator_xx")
+
+    def _forward(self, batch, training=False):
         x = self.to_tensor(to_model_space(batch))
-        z = self.encoder(x, training=False)
-        x_rec = self.generator(z, training=False)
-        logit_real, features_real = self.d_xx([x, x], training=False)
-        logit_fake, features_fake = self.d_xx([x, x_rec], training=False)
+        z = self.encoder(x, training=training)
+        x_rec = self.generator(z, training=training)
+        logit_real, features_real = self.d_xx([x, x], training=training)
+        logit_fake, features_fake = self.d_xx([x, x_rec], training=training)
         return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
                 "logit_real": self.to_numpy(logit_real), "logit_fake": self.to_numpy(logit_fake),
                 "features_real": self.to_numpy(features_real), "features_fake": self.to_numpy(features_fake)}
 
     def outputs(self, batch):
         """Scoring outputs with the averaged weights swapped in, in inference mode."""
-        with self.ema.swapped("encoder", "generator", "discriminator_xx"):
+        with self.ema.swapped(*self.scoring_networks):
             return self._forward(batch)
 
     def raw_outputs(self, batch):

@@ -216,7 +216,7 @@ class ALADTorch(WithAverages, TorchBackend):
         self.optimizers = {k: adam(net.parameters(), lr=self.hp["learning_rate"],
                                    betas=(self.hp["beta_1"], 0.999))
                            for k, net in self.networks.items()}
-        self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
+        self.ema = TorchEMA(self.networks, self.hp["ema_decay"], self.hp["ema_warmup"])
 
     def adversarial_losses(self, x, z):
         """One forward pass through all five networks, and each side's losses (paper, eqs. 3-5).
@@ -281,6 +281,8 @@ class ALADTorch(WithAverages, TorchBackend):
                 "loss_g": (losses["loss_g_xz"] + losses["loss_cycle"]).item(),
                 "loss_e": (losses["loss_e_xz"] + losses["loss_cycle"]).item()}
 
+    scoring_networks = ("encoder", "generator", "discriminator_xx")
+
     def _forward(self, encoder, generator, d_xx, batch):
         x = self.to_tensor(to_model_space(batch))
         z = encoder(x)
@@ -293,7 +295,7 @@ class ALADTorch(WithAverages, TorchBackend):
 
     def outputs(self, batch):
         """Scoring outputs with the averaged weights (call through ``predict``: inference mode, no gradients)."""
-        return self._forward(*(self.ema.averaged(k) for k in ("encoder", "generator", "discriminator_xx")), batch)
+        return self._forward(*map(self.ema.averaged, self.scoring_networks), batch)
 
     @torch.no_grad()
     def raw_outputs(self, batch):

@@ -121,7 +121,8 @@ class EGBADKeras(WithAverages, KerasBackend):
         self.encoder, self.generator, self.discriminator = (self.networks[k] for k in ("encoder", "generator", "discriminator"))
         self.optimizers = {k: keras_adam(self.hp["learning_rate"], self.hp["beta_1"], self.hp["ema_decay"])
                            for k in self.networks}
-        self.ema = KerasEMA({k: (self.networks[k], self.optimizers[k]) for k in self.networks})
+        self.ema = KerasEMA({k: (self.networks[k], self.optimizers[k]) for k in self.networks},
+                            self.hp["ema_warmup"])
         self.noise = keras.random.SeedGenerator(seed)
         self._step = tf.function(self._graph_step, reduce_retracing=True)
 
@@ -166,22 +167,25 @@ class EGBADKeras(WithAverages, KerasBackend):
         return loss_d, loss_g, loss_e
 
     def train_step(self, batch):
+        self.ema.before_step()  # the decay of this step's average update
         loss_d, loss_g, loss_e = self._step(self.to_tensor(to_model_space(batch)))
         return {"loss_d": float(loss_d), "loss_g": float(loss_g), "loss_e": float(loss_e)}
 
-    def _forward(self, batch):
+    scoring_networks = ("encoder", "generator", "discriminator")
+
+    def _forward(self, batch, training=False):
         x = self.to_tensor(to_model_space(batch))
-        z = self.encoder(x, training=False)
-        x_rec = self.generator(z, training=False)
-        logit_input, features_input = self.discriminator([x, z], training=False)
-        logit_rec, features_rec = self.discriminator([x_rec, z], training=False)
+        z = self.encoder(x, training=training)
+        x_rec = self.generator(z, training=training)
+        logit_input, features_input = self.discriminator([x, z], training=training)
+        logit_rec, features_rec = self.discriminator([x_rec, z], training=training)
         return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
                 "logit_input": self.to_numpy(logit_input), "logit_reconstruction": self.to_numpy(logit_rec),
                 "features_input": self.to_numpy(features_input), "features_reconstruction": self.to_numpy(features_rec)}
 
     def outputs(self, batch):
         """Scoring outputs with the averaged weights swapped in, in inference mode."""
-        with self.ema.swapped():
+        with self.ema.swapped(*self.scoring_networks):
             return self._forward(batch)
 
     def raw_outputs(self, batch):

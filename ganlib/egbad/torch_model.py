@@ -154,7 +154,7 @@ class EGBADTorch(WithAverages, TorchBackend):
         self.optimizers = {k: adam(net.parameters(), lr=self.hp["learning_rate"],
                                    betas=(self.hp["beta_1"], 0.999))
                            for k, net in self.networks.items()}
-        self.ema = TorchEMA(self.networks, self.hp["ema_decay"])
+        self.ema = TorchEMA(self.networks, self.hp["ema_decay"], self.hp["ema_warmup"])
 
     def latent_noise(self, n: int) -> torch.Tensor:
         """z ~ N(0, I) for ``n`` samples.
@@ -198,6 +198,8 @@ class EGBADTorch(WithAverages, TorchBackend):
         self.ema.update()
         return {"loss_d": loss_d.item(), "loss_g": loss_g.item(), "loss_e": loss_e.item()}
 
+    scoring_networks = ("encoder", "generator", "discriminator")
+
     def _forward(self, encoder, generator, discriminator, batch):
         x = self.to_tensor(to_model_space(batch))
         z = encoder(x)
@@ -210,7 +212,7 @@ class EGBADTorch(WithAverages, TorchBackend):
 
     def outputs(self, batch):
         """Scoring outputs with the averaged weights (call through ``predict``: inference mode, no gradients)."""
-        return self._forward(*(self.ema.averaged(k) for k in ("encoder", "generator", "discriminator")), batch)
+        return self._forward(*map(self.ema.averaged, self.scoring_networks), batch)
 
     @torch.no_grad()
     def raw_outputs(self, batch):

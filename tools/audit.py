@@ -1,0 +1,175 @@
+"""The checks of the set-up audit (issue #11), run on a CPU and stored as JSON Lines.
+
+Each check is a list of jobs; a job trains one detector and appends one
+record to ``results/audit/audit/<check>.jsonl`` through the benchmark's store
+(atomic appends, a finished key is skipped, so a killed run resumes).  Every
+record holds the configuration, seed, hardware, threads and wall time.
+
+    python tools/audit.py kdd99-short             # EGBAD and ALAD, 3 epochs
+    python tools/audit.py alad-mnist-averaging    # weight averaging on MNIST
+    python tools/audit.py defaults-new-data --shard 0/2
+
+Choices are made on validation figures (``val_*``); test figures are
+recorded to report, never to choose.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ganlib import metrics, protocols, runmode
+from ganlib.benchmark.store import Store
+
+STORE = Path(__file__).resolve().parents[1] / "results" / "audit"
+PROFILE = "audit"
+DETECTORS = {
+    "autoencoder": "ganlib.autoencoder:ConvAutoencoder",
+    "alocc": "ganlib.alocc:ALOCC",
+    "ognet": "ganlib.ognet:OGNet",
+    "ganomaly": "ganlib.ganomaly:GANomaly",
+    "egbad": "ganlib.egbad:EGBAD",
+    "alad": "ganlib.alad:ALAD",
+}
+
+
+def detector_class(name: str):
+    module, attribute = DETECTORS[name].split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+def kdd99_short_jobs():
+    """3 epochs on KDD99 (default, raw features), seed 0, labelled selection."""
+    for name in ("egbad", "alad"):
+        for framework in ("torch", "keras"):
+            for learning_rate in (1e-5, 1e-4):
+                yield {"detector": name, "framework": framework, "seed": 0,
+                       "class": f"lr={learning_rate:g}", "epochs": 3,
+                       "hyperparameters": {"learning_rate": learning_rate,
+                                           **({"patience": None} if name == "alad" else {})}}
+
+
+def run_kdd99_short(job):
+    split = protocols.kdd99(seed=job["seed"])
+    detector = detector_class(job["detector"])(
+        framework=job["framework"], seed=job["seed"], verbose=False, threads=1,
+        selection="labelled", **job["hyperparameters"])
+    start = time.perf_counter()
+    detector.fit(split.x_train, epochs=job["epochs"],
+                 validation_data=(split.x_val, split.y_val))
+    seconds = time.perf_counter() - start
+    values = {"selected_epoch": detector.selected_epochs_.get("labelled"),
+              "score": detector.hyperparameters["score"]}
+    for part, x, y in (("val", split.x_val, split.y_val), ("test", split.x_test, split.y_test)):
+        variants = detector.score_variants(x)
+        for name, scores in variants.items():
+            result = metrics.evaluate(y, scores, split.contamination)
+            prefix = part if name == values["score"] else f"{part}_{name}"
+            values.update({f"{prefix}_{k}": v for k, v in result.items()})
+    return seconds, values
+
+
+def alad_mnist_averaging_jobs():
+    """The review's setting: ALAD, PyTorch, digit 0, base_filters 16, 5 epochs."""
+    for framework in ("torch", "keras"):
+        for warmup in (True, False):
+            yield {"detector": "alad", "framework": framework, "seed": 0,
+                   "class": f"0, warmup={warmup}",
+                   "epochs": 5, "hyperparameters": {
+                       "base_filters": 16, "ema_decay": 0.999, "ema_warmup": warmup,
+                       "patience": None}}
+
+
+def run_alad_mnist_averaging(job):
+    split = protocols.one_class_normal(0, seed=job["seed"], val_fraction=0.25)
+    detector = detector_class("alad")(framework=job["framework"], seed=job["seed"],
+                                      verbose=False, threads=1, selection="last",
+                                      **job["hyperparameters"])
+    start = time.perf_counter()
+    detector.fit(split.x_train, epochs=job["epochs"],
+                 validation_data=(split.x_val, split.y_val))
+    seconds = time.perf_counter() - start
+    averaged = detector.score_variants(split.x_test)
+    backend, raw_outputs = detector.backend, {}
+    with detector.compute_scope():
+        for i in range(0, len(split.x_test), 500):
+            for key, value in backend.raw_outputs(split.x_test[i:i + 500]).items():
+                raw_outputs.setdefault(key, []).append(value)
+    raw = detector.scores_from_outputs(
+        split.x_test, {k: np.concatenate(v) for k, v in raw_outputs.items()})
+    return seconds, {
+        **{f"test_auroc_{k}": metrics.auroc(split.y_test, v) for k, v in averaged.items()},
+        **{f"test_auroc_raw_{k}": metrics.auroc(split.y_test, v) for k, v in raw.items()}}
+
+
+def defaults_new_data_jobs():
+    """Library defaults, 3 epochs on the first 3,000 training images, normal-only validation."""
+    for name in DETECTORS:
+        for framework in ("torch", "keras"):
+            for digit in (2, 5, 8):
+                yield {"detector": name, "framework": framework, "seed": 0,
+                       "class": str(digit), "epochs": 3, "hyperparameters": {}}
+
+
+def run_defaults_new_data(job):
+    split = protocols.one_class_normal(int(job["class"]), seed=job["seed"])
+    normal = split.y_val == 0
+    detector = detector_class(job["detector"])(framework=job["framework"],
+                                               seed=job["seed"], verbose=False, threads=1)
+    start = time.perf_counter()
+    detector.fit(split.x_train[:3000], epochs=job["epochs"],
+                 validation_data=(split.x_val[normal], split.y_val[normal]))
+    seconds = time.perf_counter() - start
+    rule = "normal-only" if "normal-only" in detector.selected_epochs_ else "last"
+    return seconds, {"rule_in_force": rule,
+                     "selected_epoch": detector.selected_epochs_[rule],
+                     "test_auroc": metrics.auroc(split.y_test,
+                                                 detector.decision_function(split.x_test))}
+
+
+CHECKS = {
+    "kdd99-short": (kdd99_short_jobs, run_kdd99_short),
+    "alad-mnist-averaging": (alad_mnist_averaging_jobs, run_alad_mnist_averaging),
+    "defaults-new-data": (defaults_new_data_jobs, run_defaults_new_data),
+}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("check", choices=sorted(CHECKS))
+    parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job from i")
+    parser.add_argument("--only", default=None, help="run only this detector")
+    args = parser.parse_args(argv)
+    index, count = (int(part) for part in args.shard.split("/"))
+    make_jobs, run = CHECKS[args.check]
+    store = Store(STORE)
+    jobs = [job for job in make_jobs() if args.only in (None, job["detector"])]
+    for number, job in enumerate(jobs):
+        if number % count != index:
+            continue
+        record = {"suite": args.check, "class": job["class"], "detector": job["detector"],
+                  "framework": job["framework"], "seed": job["seed"], "rule": "-",
+                  "profile": PROFILE}
+        if tuple(record[k] for k in ("suite", "class", "detector", "framework", "seed",
+                                     "rule", "profile")) in store.keys(PROFILE, args.check):
+            continue
+        print(f"{args.check}: {job}", flush=True)
+        seconds, values = run(job)
+        record.update(status="ok", epochs=job["epochs"],
+                      hyperparameters=job["hyperparameters"], train_seconds=seconds,
+                      score_seconds=None, test_auroc=None, test_auprc=None,
+                      hardware=runmode.hardware(), threads=1, load=os.getloadavg()[0],
+                      timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.update(values)
+        store.append(record)
+        print({k: v for k, v in record.items() if k.startswith(("val_", "test_"))},
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
