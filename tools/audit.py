@@ -144,11 +144,13 @@ def main(argv=None) -> None:
     parser.add_argument("check", choices=sorted(CHECKS))
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job from i")
     parser.add_argument("--only", default=None, help="run only this detector")
+    parser.add_argument("--framework", default=None, help="run only this framework")
     args = parser.parse_args(argv)
     index, count = (int(part) for part in args.shard.split("/"))
     make_jobs, run = CHECKS[args.check]
     store = Store(STORE)
-    jobs = [job for job in make_jobs() if args.only in (None, job["detector"])]
+    jobs = [job for job in make_jobs() if args.only in (None, job["detector"])
+            and args.framework in (None, job["framework"])]
     for number, job in enumerate(jobs):
         if number % count != index:
             continue

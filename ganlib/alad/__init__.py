@@ -49,8 +49,10 @@ SCORES = ("features", "logits", "l1", "l2")
 #: seed report's mean L2 reconstruction error
 NORMAL_ONLY_CRITERIA = {"mean_score": "val_mean_score", "l2": "val_l2"}
 
-#: The official code's per-dataset settings (alad/kdd_utilities.py and alad/cifar10_utilities.py)
-TABULAR = {"latent_dim": 32, "batch_size": 50, "learning_rate": 1e-5, "spectral_norm": False}
+#: The official code's per-dataset settings (alad/kdd_utilities.py and
+#: alad/cifar10_utilities.py), but for the tabular learning rate: 1e-4, not 1e-5
+#: (see the class docstring)
+TABULAR = {"latent_dim": 32, "batch_size": 50, "learning_rate": 1e-4, "spectral_norm": False}
 IMAGE = {"latent_dim": 100, "batch_size": 32, "learning_rate": 2e-4, "spectral_norm": True}
 IMAGE_SIDE = 32  # the DCGAN-style image networks take 32x32 inputs; smaller images are padded
 
@@ -137,7 +139,8 @@ class ALAD(TabularOrImageDetector):
       -> 128 -> features (ReLU, linear output); D_xz: x-branch Dense 128 +
       BatchNorm, z-branch Dense 128 (dropout 0.5), joint Dense 128 (dropout
       0.5) -> 1; D_xx: Dense 128 (dropout 0.2) -> 1; D_zz: Dense 32 (dropout
-      0.2) -> 1; LeakyReLU 0.2; Glorot-uniform weights; batch 50, lr 1e-5;
+      0.2) -> 1; LeakyReLU 0.2; Glorot-uniform weights; batch 50, lr 1e-5
+      (the default here is 1e-4, see below);
       no spectral norm (the official tabular networks ignore ``--sn``);
     - images (``alad/cifar10_utilities.py``): E conv 128 -> 256 -> 512 (k4 s2,
       BatchNorm) -> conv k4 to latent 100; G deconv 512 (4x4) -> 256 -> 128 ->
@@ -163,6 +166,13 @@ class ALAD(TabularOrImageDetector):
     network's statistics collapsed the ``logits`` score on MNIST.
 
     Choices and deviations (each reachable by a hyper-parameter where it is a choice):
+
+    - the tabular learning rate is 1e-4, ten times the official 1e-5, which
+      needs runs far longer than a reader does: after 3 epochs of KDD99 (seed
+      0, raw features, epoch chosen on validation AUROC) validation F1 was
+      0.26 (Keras) / 0.24 (PyTorch) at 1e-5 and 0.72 / 0.63 at 1e-4
+      (``results/audit/audit/kdd99-short.jsonl``); ``learning_rate=1e-5`` is
+      the official value;
 
     - model selection (the constructor's ``selection``, see
       :meth:`ganlib.detector.Detector.fit`): ``"auto"`` selects the epoch by
@@ -204,7 +214,7 @@ class ALAD(TabularOrImageDetector):
     defaults = {
         "latent_dim": None,        # 32 tabular, 100 images
         "batch_size": None,        # 50 tabular, 32 images
-        "learning_rate": None,     # 1e-5 tabular, 2e-4 images
+        "learning_rate": None,     # 1e-4 tabular (official 1e-5), 2e-4 images
         "spectral_norm": None,     # False tabular, True images
         "base_filters": 128,       # image networks: width of the first convolution (official: 128)
         "beta_1": 0.5,
