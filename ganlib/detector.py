@@ -519,6 +519,9 @@ class Detector(BaseDetector):
           the normal validation samples alone (the last epoch for a model
           without one).
 
+        ``selection_criteria_`` names the history key and direction of each
+        rule, and the banner of a verbose fit prints the one in force.
+
         The constructor's ``selection`` says whose weights are kept (``"auto"``:
         labelled when ``y_val`` holds both classes, else normal-only, else the
         last epoch); :meth:`use_selection` switches to another rule's.  A
@@ -552,6 +555,8 @@ class Detector(BaseDetector):
             y_val = check_labels(validation_data[1], len(x_val), "y_val")
         criteria = self.selection_criteria(y_val)
         in_force = self._rule_in_force(criteria)
+        # what each rule looks at, e.g. {"normal-only": ("val_d_separation", True)}
+        self.selection_criteria_ = dict(criteria)
 
         backend = self.build(x.shape[1:])
         rng = np.random.default_rng(self.seed)
@@ -562,7 +567,7 @@ class Detector(BaseDetector):
                 print(
                     f"{type(self).__name__} ({self.framework}) training on "
                     f"{backend.device_name}, {backend.current_threads()} CPU thread(s); "
-                    f"selection: {in_force}"
+                    f"selection: {in_force}{self._criterion_text(criteria, in_force)}"
                 )
             bar = tqdm(
                 range(1, int(epochs) + 1),
@@ -649,6 +654,14 @@ class Detector(BaseDetector):
         if len(np.unique(y_val)) == 2:
             criteria["labelled"] = ("val_auroc", True)
         return criteria
+
+    @staticmethod
+    def _criterion_text(criteria: dict, rule: str) -> str:
+        """`` (highest val_auroc)`` for the fit banner; empty for a fixed budget."""
+        if rule not in criteria:
+            return " (the last epoch)"
+        key, higher = criteria[rule]
+        return f" ({'highest' if higher else 'lowest'} {key})"
 
     def _rule_in_force(self, criteria: dict) -> str:
         if self.selection == "auto":

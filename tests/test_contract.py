@@ -119,17 +119,21 @@ def test_pyod_contract(name, framework, samples):
 
 
 @pytest.mark.parametrize("name", ["autoencoder", "egbad"])
-def test_both_selection_rules_come_from_one_run(name, samples):
+def test_both_selection_rules_come_from_one_run(name, samples, capsys):
     detector, kind = _make(name, "torch")
     x, x_val, y_val = samples[kind]
-    detector.set_params(selection="labelled")
+    detector.set_params(selection="labelled", verbose=True)
     detector.fit(x, epochs=3, validation_data=(x_val, y_val))
+    # the criterion of each rule is explicit: on the fitted detector and in the banner
+    key, higher = detector.label_free_criterion
+    assert detector.selection_criteria_ == {"labelled": ("val_auroc", True),
+                                            "normal-only": (key, higher)}
+    assert "selection: labelled (highest val_auroc)" in capsys.readouterr().out
     assert set(detector.selected_epochs_) == {"labelled", "normal-only", "last"}
     assert detector.selection_ == "labelled"
     labelled = detector.selected_epochs_["labelled"]
     assert labelled == int(np.argmax(detector.history_["val_auroc"])) + 1
     normal_only = detector.selected_epochs_["normal-only"]
-    key, higher = detector.label_free_criterion
     curve = detector.history_[key]
     assert normal_only == int(np.argmax(curve) if higher else np.argmin(curve)) + 1
     from ganlib import metrics
