@@ -153,7 +153,7 @@ def test_reconstruction_stopping_keeps_the_epoch_with_the_lowest_validation_erro
     assert detector.best_epoch_ == detector.selected_epochs_["normal-only"] == int(np.argmin(errors)) + 1
     assert len(detector.history_["val_d_separation"]) == 3  # recorded whatever the rule
     assert {f"val_auroc_{name}" for name in SCORES} <= set(detector.history_)
-    assert detector.history_["val_auroc"] == detector.history_["val_auroc_d_of_reconstruction"]
+    assert detector.history_["val_auroc"] == detector.history_["val_auroc_reconstruction_error"]
     restored = detector.score_variants(x_val)["reconstruction_error"][y_val == 0].mean()
     assert restored == pytest.approx(min(errors), rel=1e-5)
     detector.use_selection("labelled")
@@ -196,7 +196,8 @@ def test_scores_are_the_papers_three_and_decision_function_picks_one(framework, 
     reconstruction = detector.reconstruct(x_test[:50])  # the input's shape and range
     assert reconstruction.shape == x_test[:50].shape and 0 <= reconstruction.min() <= reconstruction.max() <= 1
     np.testing.assert_allclose(scores["d_of_reconstruction"], -outputs["d_logit_reconstruction"][:, 0])
-    np.testing.assert_allclose(detector.decision_function(x_test[:50]), scores["d_of_reconstruction"])
+    assert detector.hyperparameters["score"] == "reconstruction_error"  # the default
+    np.testing.assert_allclose(detector.decision_function(x_test[:50]), scores["reconstruction_error"])
     detector.hyperparameters["score"] = "d_of_input"
     np.testing.assert_allclose(detector.decision_function(x_test[:50]), scores["d_of_input"])
 

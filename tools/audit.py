@@ -8,6 +8,7 @@ record holds the configuration, seed, hardware, threads and wall time.
     python tools/audit.py kdd99-short             # EGBAD and ALAD, 3 epochs
     python tools/audit.py alad-mnist-averaging    # weight averaging on MNIST
     python tools/audit.py defaults-new-data --shard 0/2
+    python tools/audit.py score-choice --only alocc  # defaults chosen here
 
 Choices are made on validation figures (``val_*``); test figures are
 recorded to report, never to choose.
@@ -132,7 +133,35 @@ def run_defaults_new_data(job):
                                                  detector.decision_function(split.x_test))}
 
 
+VALIDATION_DIGITS = (0, 1, 3, 4, 6, 7, 9)  # the held-out check uses 2, 5 and 8
+
+
+def score_choice_jobs():
+    """Defaults, 3 epochs on 3,000 images of the other digits; labelled validation."""
+    for name in DETECTORS:
+        for digit in VALIDATION_DIGITS:
+            yield {"detector": name, "framework": "torch", "seed": 0,
+                   "class": str(digit), "epochs": 3, "hyperparameters": {}}
+
+
+def run_score_choice(job):
+    """Validation AUROC of every score, the epoch chosen by the normal-only rule."""
+    split = protocols.one_class_normal(int(job["class"]), seed=job["seed"])
+    detector = detector_class(job["detector"])(framework=job["framework"],
+                                               seed=job["seed"], verbose=False, threads=1,
+                                               selection="normal-only")
+    start = time.perf_counter()
+    detector.fit(split.x_train[:3000], epochs=job["epochs"],
+                 validation_data=(split.x_val, split.y_val))
+    seconds = time.perf_counter() - start
+    rule = "normal-only" if "normal-only" in detector.selected_epochs_ else "last"
+    return seconds, {"rule_in_force": rule, "selected_epoch": detector.selected_epochs_[rule],
+                     **{f"val_auroc_{name}": metrics.auroc(split.y_val, scores)
+                        for name, scores in detector.score_variants(split.x_val).items()}}
+
+
 CHECKS = {
+    "score-choice": (score_choice_jobs, run_score_choice),
     "kdd99-short": (kdd99_short_jobs, run_kdd99_short),
     "alad-mnist-averaging": (alad_mnist_averaging_jobs, run_alad_mnist_averaging),
     "defaults-new-data": (defaults_new_data_jobs, run_defaults_new_data),
