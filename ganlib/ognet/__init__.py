@@ -70,7 +70,7 @@ from ..detector import Detector, check_array
 
 SCORES = ("d_of_reconstruction", "d_of_input", "reconstruction_error")
 #: The author's network sizes, one argument away: ``OGNet(**OFFICIAL)`` (the
-#: other defaults already are the code's).
+#: other defaults are the code's, but β: the help text's 0.999, see above).
 OFFICIAL = {"base_filters": 64, "image_size": 45}
 PHASE_ONE = "phase_one:"  # key prefix of the phase-one checkpoint in the twins' weights
 
