@@ -361,3 +361,35 @@ class WithAverages:
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
         super().set_weights({k: v for k, v in weights.items() if not k.startswith("ema_")})
         self.ema.set_weights(weights)
+
+
+class TorchAverages(WithAverages):
+    """:class:`WithAverages` for a PyTorch model: its ``_forward(*networks, batch)``
+    scores with the averaged copies, or with the trained networks."""
+
+    def outputs(self, batch):
+        """Scoring outputs with the averaged weights (call through ``predict``:
+        inference mode, no gradients)."""
+        return self._forward(*map(self.ema.averaged, self.scoring_networks), batch)
+
+    def raw_outputs(self, batch):
+        """The same outputs with the trained (not averaged) weights, in inference mode."""
+        import torch
+
+        self.train_mode(False)
+        with torch.no_grad():
+            return self._forward(*(self.networks[k] for k in self.scoring_networks), batch)
+
+
+class KerasAverages(WithAverages):
+    """:class:`WithAverages` for a Keras model: its ``_forward(batch)`` scores with
+    whatever weights the networks hold, the averages swapped in or the trained ones."""
+
+    def outputs(self, batch):
+        """Scoring outputs with the averaged weights swapped in, in inference mode."""
+        with self.ema.swapped(*self.scoring_networks):
+            return self._forward(batch)
+
+    def raw_outputs(self, batch):
+        """The same outputs with the trained (not averaged) weights, in inference mode."""
+        return self._forward(batch)

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from ..backend_keras import KerasBackend, batch_norm
-from ..ema import KerasEMA, WithAverages, keras_adam
+from ..ema import KerasAverages, KerasEMA, keras_adam
 from . import losses_from_logits, to_model_space
 
 LEAK = 0.2
@@ -207,7 +207,7 @@ def build_networks(input_shape, hp) -> dict[str, keras.Model]:
             "discriminator_zz": image_discriminator_zz(latent, sn)}
 
 
-class ALADKeras(WithAverages, KerasBackend):
+class ALADKeras(KerasAverages, KerasBackend):
     """ALAD's networks, optimisers (with weight averages) and training step in Keras."""
 
     def __init__(self, input_shape, hyperparameters, seed):
@@ -289,12 +289,3 @@ class ALADKeras(WithAverages, KerasBackend):
         return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
                 "logit_real": self.to_numpy(logit_real), "logit_fake": self.to_numpy(logit_fake),
                 "features_real": self.to_numpy(features_real), "features_fake": self.to_numpy(features_fake)}
-
-    def outputs(self, batch):
-        """Scoring outputs with the averaged weights swapped in, in inference mode."""
-        with self.ema.swapped(*self.scoring_networks):
-            return self._forward(batch)
-
-    def raw_outputs(self, batch):
-        """The same outputs with the trained (not averaged) weights, in inference mode."""
-        return self._forward(batch)

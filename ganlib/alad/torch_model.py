@@ -21,7 +21,7 @@ from ..backend_torch import (
     adam,
     glorot_init,
 )
-from ..ema import TorchEMA, WithAverages
+from ..ema import TorchAverages, TorchEMA
 from . import losses_from_logits, to_model_space
 
 LEAK = 0.2  # the official leakyReLu's slope
@@ -205,7 +205,7 @@ def build_networks(input_shape, hp) -> dict[str, nn.Module]:
     return nets
 
 
-class ALADTorch(WithAverages, TorchBackend):
+class ALADTorch(TorchAverages, TorchBackend):
     """ALAD's networks, optimisers, moving averages and training step in PyTorch."""
 
     def __init__(self, input_shape, hyperparameters, seed):
@@ -292,13 +292,3 @@ class ALADTorch(WithAverages, TorchBackend):
         return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
                 "logit_real": self.to_numpy(logit_real), "logit_fake": self.to_numpy(logit_fake),
                 "features_real": self.to_numpy(features_real), "features_fake": self.to_numpy(features_fake)}
-
-    def outputs(self, batch):
-        """Scoring outputs with the averaged weights (call through ``predict``: inference mode, no gradients)."""
-        return self._forward(*map(self.ema.averaged, self.scoring_networks), batch)
-
-    @torch.no_grad()
-    def raw_outputs(self, batch):
-        """The same outputs with the trained (not averaged) weights, in inference mode."""
-        self.train_mode(False)
-        return self._forward(self.encoder, self.generator, self.d_xx, batch)

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from ..backend_keras import KerasBackend, batch_norm, dcgan_initializer
-from ..ema import KerasEMA, WithAverages, keras_adam
+from ..ema import KerasAverages, KerasEMA, keras_adam
 from . import bigan_losses, to_model_space
 
 LEAK = 0.1
@@ -112,7 +112,7 @@ def build_networks(input_shape, hp) -> dict[str, keras.Model]:
             "discriminator": image_discriminator(channels, height, width, latent, hp["hidden_dim"])}
 
 
-class EGBADKeras(WithAverages, KerasBackend):
+class EGBADKeras(KerasAverages, KerasBackend):
     """EGBAD's networks, optimisers (with weight averages) and training step in Keras."""
 
     def __init__(self, input_shape, hyperparameters, seed):
@@ -182,12 +182,3 @@ class EGBADKeras(WithAverages, KerasBackend):
         return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
                 "logit_input": self.to_numpy(logit_input), "logit_reconstruction": self.to_numpy(logit_rec),
                 "features_input": self.to_numpy(features_input), "features_reconstruction": self.to_numpy(features_rec)}
-
-    def outputs(self, batch):
-        """Scoring outputs with the averaged weights swapped in, in inference mode."""
-        with self.ema.swapped(*self.scoring_networks):
-            return self._forward(batch)
-
-    def raw_outputs(self, batch):
-        """The same outputs with the trained (not averaged) weights, in inference mode."""
-        return self._forward(batch)

@@ -18,7 +18,7 @@ from ..backend_torch import (
     dcgan_init,
     glorot_init,
 )
-from ..ema import TorchEMA, WithAverages
+from ..ema import TorchAverages, TorchEMA
 from . import bigan_losses, to_model_space
 
 LEAK = 0.1  # the official leakyReLu's slope
@@ -144,7 +144,7 @@ def build_networks(input_shape, hp) -> dict[str, nn.Module]:
     return nets
 
 
-class EGBADTorch(WithAverages, TorchBackend):
+class EGBADTorch(TorchAverages, TorchBackend):
     """EGBAD's networks, optimisers, moving averages and training step in PyTorch."""
 
     def __init__(self, input_shape, hyperparameters, seed):
@@ -209,13 +209,3 @@ class EGBADTorch(WithAverages, TorchBackend):
         return {"reconstruction": self.to_numpy(x_rec), "latent": self.to_numpy(z),
                 "logit_input": self.to_numpy(logit_input), "logit_reconstruction": self.to_numpy(logit_rec),
                 "features_input": self.to_numpy(features_input), "features_reconstruction": self.to_numpy(features_rec)}
-
-    def outputs(self, batch):
-        """Scoring outputs with the averaged weights (call through ``predict``: inference mode, no gradients)."""
-        return self._forward(*map(self.ema.averaged, self.scoring_networks), batch)
-
-    @torch.no_grad()
-    def raw_outputs(self, batch):
-        """The same outputs with the trained (not averaged) weights, in inference mode."""
-        self.train_mode(False)
-        return self._forward(self.encoder, self.generator, self.discriminator, batch)
