@@ -67,7 +67,8 @@ definition for NumPy, PyTorch and Keras):
 
 Why these defaults: the paper's loss is the method as published, and the
 squared error per image (a sum over pixels, as the norm is written) makes
-:math:`\\lambda L_{rec}` about ten times the adversarial term, enough that R
+:math:`\\lambda L_{rec}` up to ten times the adversarial term early in training
+(about equal to it after a dozen epochs in chapter 2), enough that R
 stays a reconstructor; a per-pixel mean (``"mean"``) divides it by the pixel
 count (784 for MNIST) and changes training completely.  The code's narrower
 networks train in minutes on a CPU, and the paper's widths
@@ -90,8 +91,8 @@ Stopping.  The paper (section 3.3) stops training "when R reconstructs
 well": after every epoch ``fit`` can measure R's reconstruction error on the
 *normal* validation images and keep the epoch where it is lowest
 (``stopping="reconstruction"``, history key ``val_reconstruction_error``).  In
-our runs that rule never stops: R's error keeps falling, so it keeps the last
-epoch, while the default score :math:`D(R(X))` swings from one epoch to the
+our runs that rule hardly stops: R's error keeps falling, so it keeps a late
+epoch, while the paper's score :math:`D(R(X))` swings from one epoch to the
 next (test AUROC from 0.17 to 0.97 across seeds and epochs), and the rule,
 looking at R only, cannot see it.  The default, ``stopping="d_separation"``,
 is therefore our own label-free rule, not the paper's: it keeps the epoch
@@ -268,7 +269,7 @@ class ALOCC(Detector):
         tells X from R(X̃) (``val_d_separation``, the AUROC of D's logits,
         highest); ``"reconstruction"`` (paper, section 3.3, "when R
         reconstructs well"): the lowest ``val_reconstruction_error``, which in
-        our runs keeps falling, so it keeps the last epoch whatever D does.
+        our runs keeps falling, so it keeps a late epoch whatever D does.
         Both are recorded every epoch.
 
     The networks take the images as they are, in [0, 1] (R ends in a
