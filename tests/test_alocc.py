@@ -164,12 +164,14 @@ def test_reconstruction_stopping_keeps_the_epoch_with_the_lowest_validation_erro
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_d_separation_stopping_keeps_the_epoch_where_d_separates_best(framework, mnist_digit1):
-    """The default rule: the epoch with the highest AUROC of D on normal X (real) against R(X̃) (fake)."""
+    """Our rule for the D scores: the epoch with the highest AUROC of D on normal X (real)
+    against R(X̃) (fake)."""
     x_train, x_test, y_test = mnist_digit1
     x_val, y_val = x_test[:200], y_test[:200]
     normal = x_val[y_val == 0]
-    detector = ALOCC(framework=framework, seed=0, verbose=False, selection="normal-only")
-    assert detector.hyperparameters["stopping"] == "d_separation"
+    assert ALOCC().hyperparameters["stopping"] == "reconstruction"  # the default: the paper's
+    detector = ALOCC(framework=framework, seed=0, verbose=False, selection="normal-only",
+                     stopping="d_separation")
     assert detector.label_free_criterion == ("val_d_separation", True)
     detector.fit(x_train[:256], epochs=3, validation_data=(x_val, y_val))
     separation = detector.history_["val_d_separation"]

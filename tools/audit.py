@@ -136,20 +136,29 @@ def run_defaults_new_data(job):
 VALIDATION_DIGITS = (0, 1, 3, 4, 6, 7, 9)  # the held-out check uses 2, 5 and 8
 
 
+#: hyper-parameters the score-choice check also tries, per detector
+ALTERNATIVES = {"alocc": [{"stopping": "reconstruction"}]}
+
+
 def score_choice_jobs():
-    """Defaults, 3 epochs on 3,000 images of the other digits; labelled validation."""
+    """Defaults (and ALTERNATIVES), 3 epochs on 3,000 images of the other digits;
+    labelled validation."""
     for name in DETECTORS:
-        for digit in VALIDATION_DIGITS:
-            yield {"detector": name, "framework": "torch", "seed": 0,
-                   "class": str(digit), "epochs": 3, "hyperparameters": {}}
+        for hyperparameters in [{}] + ALTERNATIVES.get(name, []):
+            suffix = "".join(f", {k}={v}" for k, v in hyperparameters.items())
+            for digit in VALIDATION_DIGITS:
+                yield {"detector": name, "framework": "torch", "seed": 0,
+                       "class": f"{digit}{suffix}", "epochs": 3,
+                       "hyperparameters": hyperparameters}
 
 
 def run_score_choice(job):
     """Validation AUROC of every score, the epoch chosen by the normal-only rule."""
-    split = protocols.one_class_normal(int(job["class"]), seed=job["seed"])
+    split = protocols.one_class_normal(int(job["class"].split(",")[0]), seed=job["seed"])
     detector = detector_class(job["detector"])(framework=job["framework"],
                                                seed=job["seed"], verbose=False, threads=1,
-                                               selection="normal-only")
+                                               selection="normal-only",
+                                               **job["hyperparameters"])
     start = time.perf_counter()
     detector.fit(split.x_train[:3000], epochs=job["epochs"],
                  validation_data=(split.x_val, split.y_val))
