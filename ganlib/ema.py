@@ -33,7 +33,8 @@ code, both because short runs need them:
 - **BatchNorm statistics under the averaged weights.**  Only trainable weights
   are averaged (as in the official code), so the running statistics of the
   trained network do not match the averaged one: scoring with that mixture
-  cost ALAD on MNIST most of its ``logits`` score (the review of issue #11).  :meth:`TorchEMA.recompute_statistics` and
+  cost ALAD on MNIST most of its ``logits`` score (the review of issue #11).
+  :meth:`TorchEMA.recompute_statistics` and
   :meth:`KerasEMA.recompute_statistics` run the scoring path of the averaged
   networks over training batches with BatchNorm in training mode and keep the
   resulting statistics, as :func:`torch.optim.swa_utils.update_bn` does for

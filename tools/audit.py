@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ganlib import metrics, protocols, runmode
-from ganlib.benchmark.store import Store
+from ganlib.benchmark.store import Store, record_key
 
 STORE = Path(__file__).resolve().parents[1] / "results" / "audit"
 PROFILE = "audit"
@@ -195,8 +195,7 @@ def main(argv=None) -> None:
         record = {"suite": args.check, "class": job["class"], "detector": job["detector"],
                   "framework": job["framework"], "seed": job["seed"], "rule": "-",
                   "profile": PROFILE}
-        if tuple(record[k] for k in ("suite", "class", "detector", "framework", "seed",
-                                     "rule", "profile")) in store.keys(PROFILE, args.check):
+        if record_key(record) in store.keys(PROFILE, args.check):
             continue
         print(f"{args.check}: {job}", flush=True)
         seconds, values = run(job)
