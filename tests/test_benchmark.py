@@ -441,6 +441,26 @@ def test_profiles_are_declarative_and_complete():
         assert cpu.detector_hyperparameters(name, "image")["base_filters"] == 16
 
 
+def test_a_profile_caps_rows_per_suite_kind():
+    cpu = benchmark.PROFILES["cpu"]
+    image, tabular = cpu.for_kind("image"), cpu.for_kind("tabular")
+    assert (image.train_rows, image.val_rows, image.test_rows) == (1000, 500, 5000)
+    assert (tabular.train_rows, tabular.test_rows) == (20_000, 50_000)
+    assert tabular.epochs == cpu.epochs and tabular.name == "cpu"
+    split = protocols.Split(
+        name="toy",
+        x_train=np.zeros((30_000, 3)),
+        y_train=np.zeros(30_000, int),
+        x_val=np.zeros((100, 3)),
+        y_val=np.r_[np.zeros(80, int), np.ones(20, int)],
+        x_test=np.zeros((100, 3)),
+        y_test=np.r_[np.zeros(80, int), np.ones(20, int)],
+        contamination=0.2,
+    )
+    assert len(tabular.apply(split, seed=0)["x_train"]) == 20_000
+    assert len(image.apply(split, seed=0)["x_train"]) == 1000
+
+
 def test_the_plan_estimates_from_measured_timings(tmp_path, toy, monkeypatch):
     monkeypatch.setattr(FakeDetector, "fixed_budget", True)  # one scoring pass
     timings = benchmark.measure(
@@ -531,3 +551,130 @@ def test_real_detector_writes_a_record(tmp_path, suite, detector, weights):
             assert item["selected_epoch"] == 1 and item["history"]["val_auroc"]
         assert (item["f1"] is not None) == (suite == "arrhythmia")
     assert len(benchmark.run(**options)) == 0
+
+
+# ------------------------------------------------------------ the verdict's tables
+
+
+def verdict_store(path) -> Store:
+    """mnist-normal, digits 0-3, seeds 0-2: ganomaly, the autoencoder and PCA.
+
+    GANomaly's labelled weights score 0.1 higher than its normal-only ones on
+    every run and its two rules pick different epochs; PCA is best on every
+    digit, the autoencoder last.
+    """
+    store = Store(path)
+    for seed in range(3):
+        for cls in range(4):
+            for rule in ("labelled", "normal-only"):
+                for detector, framework, auroc, epoch in (
+                    ("ganomaly", "keras", 0.80 + 0.01 * seed, 5),
+                    ("autoencoder", "torch", 0.70, 3),
+                    ("pca", "sklearn", 0.95, None),
+                ):
+                    bonus = 0.1 if detector == "ganomaly" and rule == "labelled" else 0
+                    store.append(
+                        record(
+                            suite="mnist-normal",
+                            **{"class": cls},
+                            seed=seed,
+                            rule=rule,
+                            detector=detector,
+                            framework=framework,
+                            test_auroc=auroc + bonus - 0.1,
+                            selected_epoch=None if epoch is None
+                            else epoch + (rule == "labelled"),
+                        )
+                    )
+    return store
+
+
+@pytest.fixture
+def four_digits(monkeypatch):
+    """The design shrunk to the four digits of verdict_store."""
+    planned = pd.Series(
+        {("mnist-normal", d): 12 for d in ("ganomaly", "autoencoder", "pca")},
+        name="planned",
+    ).rename_axis(["suite", "detector"])
+    monkeypatch.setattr(tables, "planned_cells", lambda framework="default": planned)
+
+
+def test_ranks_use_digits_as_blocks_and_give_a_critical_difference(tmp_path):
+    frame = tables.load(verdict_store(tmp_path), "tiny")
+    part = tables.ranks(frame).loc[("mnist-normal", "normal-only")]
+    assert list(part.index) == ["pca", "ganomaly", "autoencoder"]
+    assert (part["blocks"] == 4).all()  # digits, not digit x seed cells
+    # Nemenyi: q(0.05, k=3) = 2.343, CD = q sqrt(k(k+1) / 6N)
+    assert part["critical_difference"].iloc[0] == pytest.approx(
+        2.343 * np.sqrt(3 * 4 / (6 * 4)), abs=1e-3
+    )
+
+
+def test_rule_gap_measures_what_the_labels_buy(tmp_path):
+    gap = tables.rule_gap(tables.load(verdict_store(tmp_path), "tiny"))
+    assert gap.loc[("mnist-normal", "ganomaly"), "mean_gap"] == pytest.approx(0.1)
+    assert gap.loc[("mnist-normal", "ganomaly"), "same_epoch"] == 0
+    assert gap.loc[("mnist-normal", "autoencoder"), "mean_gap"] == pytest.approx(0)
+    assert "pca" not in gap.index.get_level_values("detector")  # no epochs to pick
+    assert gap.loc[("mnist-normal", "ganomaly"), "pairs"] == 12
+
+
+def test_the_verdict_weighs_the_margin_against_the_seed_spread(tmp_path, four_digits):
+    frame = tables.load(verdict_store(tmp_path), "tiny")
+    call = tables.verdict(frame).loc["mnist-normal"]
+    assert call["best_gan"] == "ganomaly" and call["best_other"] == "pca"
+    assert call["margin"] == pytest.approx(0.71 - 0.85)
+    assert call["call"] == "baseline ahead"
+    labelled = tables.verdict(frame, rule="labelled").loc["mnist-normal"]
+    assert labelled["margin"] == pytest.approx(0.81 - 0.85)
+    assert labelled["call"] == "baseline ahead"  # 0.04 > the seed spread 0.01
+
+
+def test_a_partial_suite_is_marked_and_left_out_of_the_verdict(tmp_path, four_digits):
+    store = verdict_store(tmp_path)
+    kept = [r for r in store.records() if not (r["detector"] == "pca" and r["seed"])]
+    path = store.path("tiny", "mnist-normal")
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    frame = tables.load(store, "tiny")
+    shown = tables.headline(frame)
+    assert shown.loc["pca", ("mnist-normal", "labelled")] == "0.850 (4 of 12 runs)"
+    assert shown.loc["ganomaly", ("mnist-normal", "labelled")] == "0.810 ± 0.010"
+    assert tables.verdict(frame).loc["mnist-normal", "best_other"] == "autoencoder"
+
+
+def test_the_yardstick_puts_a_model_beside_the_autoencoder_and_best_baseline(
+    tmp_path, four_digits
+):
+    frame = tables.load(verdict_store(tmp_path), "tiny")
+    table = tables.yardstick(frame, "ganomaly", "mnist-normal")
+    assert list(table.index) == ["ganomaly", "autoencoder", "pca"]
+    assert table.loc["ganomaly", "normal-only"] == "0.710 ± 0.010"
+    with pytest.raises(ValueError, match="detector"):
+        tables.yardstick(frame, "gan", "mnist-normal")
+
+
+def test_progress_counts_the_store_against_the_design(tmp_path):
+    Store(tmp_path).append(
+        record(suite="kdd99", detector="pca", framework="sklearn", profile="cpu")
+    )
+    done = tables.progress(tmp_path, "cpu")
+    assert done.loc[("kdd99", "pca"), "planned"] == 6  # 3 seeds x 2 rules
+    assert done.loc[("kdd99", "pca"), "stored"] == 1
+    assert done.loc[("mnist-normal", "alad"), "stored"] == 0
+
+
+def test_the_figures_draw_from_the_tables(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ganlib.benchmark import figures
+
+    store = verdict_store(tmp_path)
+    frame = tables.load(store, "tiny")
+    shown = benchmark.report(store, "tiny")
+    fig = figures.heatmap(shown["per_class"], "mnist-normal", "normal-only")
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()][0] == "pca"
+    fig = figures.rank_diagram(tables.ranks(frame), "mnist-normal", "labelled")
+    assert "critical difference" in fig.axes[0].get_title()
+    fig = figures.cost_chart(shown["cost"], "mnist-normal")
+    assert len(fig.axes[0].patches) == 6  # training and scoring bars, 3 detectors

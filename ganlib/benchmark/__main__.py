@@ -134,7 +134,8 @@ def parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "speed",
         add_help=False,
-        help="samples/s of every model in both frameworks (see python -m ganlib.speed -h)",
+        help="samples/s of every model in both frameworks "
+        "(see python -m ganlib.speed -h)",
     )
     timing = commands.add_parser("time", help="measure per-detector timings for plan")
     profile_and_store(timing)

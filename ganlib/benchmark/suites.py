@@ -29,8 +29,9 @@ class Suite:
     """One protocol of :mod:`ganlib.protocols`, called with ``protocol_args``.
 
     ``classes`` are the MNIST digits the suite loops over (``(None,)`` for a
-    tabular protocol); ``approx_test_rows`` is the test-set size the time
-    estimate of ``plan`` uses, so that planning loads no data.
+    tabular protocol); ``approx_train_rows`` and ``approx_test_rows`` are the
+    split sizes the time estimate of ``plan`` uses, so that planning loads no
+    data.
     """
 
     name: str
@@ -38,6 +39,7 @@ class Suite:
     protocol: str  # function name in ganlib.protocols
     classes: tuple = (None,)
     protocol_args: dict = field(default_factory=dict)
+    approx_train_rows: int = 0
     approx_test_rows: int = 0
     description: str = ""
 
@@ -54,6 +56,7 @@ SUITES: dict[str, Suite] = {
             "image",
             "one_class_normal",
             IMAGE_CLASSES,
+            approx_train_rows=5_400,
             approx_test_rows=10_000,
             description="one digit normal, the nine others anomalous "
             "(ALOCC, OGNet, ALAD)",
@@ -67,6 +70,7 @@ SUITES: dict[str, Suite] = {
             "one_class_anomalous",
             IMAGE_CLASSES,
             protocol_args={"val_anomaly_fraction": 0.1},
+            approx_train_rows=40_400,
             approx_test_rows=18_900,
             description="one digit anomalous, the nine others normal (GANomaly, EGBAD)",
         ),
@@ -74,6 +78,7 @@ SUITES: dict[str, Suite] = {
             "kdd99",
             "tabular",
             "kdd99",
+            approx_train_rows=158_640,
             approx_test_rows=247_011,
             description="KDDCup99 10 %, DAGMM protocol: normal. traffic anomalous, "
             "top 20 % flagged",
@@ -82,6 +87,7 @@ SUITES: dict[str, Suite] = {
             "arrhythmia",
             "tabular",
             "arrhythmia",
+            approx_train_rows=145,
             approx_test_rows=226,
             description="ODDS Arrhythmia, ALAD's 50/50 split, top 15 % flagged",
         ),

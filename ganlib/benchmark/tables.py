@@ -10,12 +10,13 @@ benchmark with another seed would see move.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
 from .profiles import get_profile
-from .store import KEY_FIELDS, Store
-from .suites import RULES, check_name
+from .store import KEY_FIELDS, Store, record_key
+from .suites import DETECTORS, RULES, check_name
 
 SCALARS = KEY_FIELDS + (
     "framework_role",
@@ -27,6 +28,7 @@ SCALARS = KEY_FIELDS + (
     "precision",
     "recall",
     "f1",
+    "weights",
     "train_seconds",
     "score_seconds",
     "n_train",
@@ -53,26 +55,28 @@ def load(store=None, profile: str = "cpu", rule: str | None = None) -> pd.DataFr
     )
     if rule is not None:
         frame = frame[frame["rule"] == rule]
-    return frame.astype(
-        {"test_auroc": float, "train_seconds": float, "score_seconds": float}
-    )
+    numeric = ["test_auroc", "test_auprc", "precision", "recall", "f1"]
+    numeric += ["train_seconds", "score_seconds"]
+    return frame.astype(dict.fromkeys(numeric, float))
 
 
 def _ok_default(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["status"] == "ok") & (frame["framework_role"] == "default")]
 
 
-def summary(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per suite, detector and rule: mean and std over seeds of the test AUROC.
+def summary(frame: pd.DataFrame, metric: str = "test_auroc") -> pd.DataFrame:
+    """Per suite, detector and rule: mean and std over seeds of ``metric``.
 
-    Default framework only.
+    Default framework only.  ``metric`` is a record field: ``test_auroc``,
+    ``test_auprc`` or, on the protocols that flag a known share, ``f1``.
 
     Columns: ``mean``, ``std``, ``seeds``, ``cells`` (class × seed runs) and
     ``failed`` (runs without a score).
     """
     keys = ["suite", "detector", "rule"]
     ok = _ok_default(frame)
-    per_seed = ok.groupby([*keys, "seed"])["test_auroc"].mean().groupby(keys)
+    ok = ok.dropna(subset=[metric])
+    per_seed = ok.groupby([*keys, "seed"])[metric].mean().groupby(keys)
     failed = frame[(frame["status"] != "ok") & (frame["framework_role"] == "default")]
     table = pd.DataFrame(
         {
@@ -102,26 +106,37 @@ def per_class(frame: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def ranks(frame: pd.DataFrame) -> pd.DataFrame:
+def ranks(frame: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     """Average rank (1 = best AUROC) per suite, rule and detector, with Friedman's test.
 
-    A block is one (class, seed) cell; only blocks in which every detector of
-    the suite has a record count, so that every detector is ranked on the same
-    blocks.  ``friedman_p`` is the p-value that all detectors rank alike
-    (``NaN`` with fewer than three detectors or two blocks).
+    Demšar's procedure (JMLR 2006) treats data sets as independent blocks: on
+    an image suite a block is a class, its AUROC the mean over the seeds; on
+    a tabular suite (one data set) the blocks are the seeds, which only says
+    how stable the order is.  Only (class, seed) cells in which every
+    detector of the suite has a record count, so every detector is ranked on
+    the same blocks.  ``friedman_p`` is the p-value that all detectors rank
+    alike (``NaN`` with fewer than three detectors or two blocks);
+    ``critical_difference`` is the Nemenyi distance two mean ranks must
+    exceed to differ at level ``alpha``.
     """
     rows = []
-    ok = _ok_default(frame).assign(block=lambda f: list(zip(f["class"], f["seed"])))
+    ok = _ok_default(frame)
     for (suite, rule), group in ok.groupby(["suite", "rule"]):
-        wide = group.pivot_table(
-            index="block", columns="detector", values="test_auroc"
-        ).dropna()
+        tabular = group["class"].isna().all()
+        cells = group.assign(block=group["class"] if not tabular else group["seed"])
+        wide = cells.pivot_table(
+            index=["block", "seed"], columns="detector", values="test_auroc"
+        ).dropna()  # complete cells only
+        wide = wide.groupby(level="block").mean()  # a class: its mean over seeds
         if wide.empty:
             continue
         ranked = wide.rank(axis=1, ascending=False)
         p_value = float("nan")
         if wide.shape[1] >= 3 and wide.shape[0] >= 2:
             p_value = stats.friedmanchisquare(*(wide[c] for c in wide.columns)).pvalue
+        k, n = wide.shape[1], wide.shape[0]
+        q = stats.studentized_range.ppf(1 - alpha, k, np.inf) / np.sqrt(2)
+        cd = q * np.sqrt(k * (k + 1) / (6 * n)) if k >= 2 else float("nan")
         for detector, mean_rank in ranked.mean().items():
             rows.append(
                 {
@@ -129,12 +144,13 @@ def ranks(frame: pd.DataFrame) -> pd.DataFrame:
                     "rule": rule,
                     "detector": detector,
                     "mean_rank": mean_rank,
-                    "blocks": len(wide),
+                    "blocks": n,
                     "friedman_p": p_value,
+                    "critical_difference": cd,
                 }
             )
     columns = ["suite", "rule", "detector", "mean_rank", "blocks", "friedman_p"]
-    table = pd.DataFrame(rows, columns=columns)
+    table = pd.DataFrame(rows, columns=columns + ["critical_difference"])
     return table.sort_values(["suite", "rule", "mean_rank"]).set_index(
         ["suite", "rule", "detector"]
     )
@@ -213,6 +229,185 @@ def curves(store=None, profile: str = "cpu", key: str = "val_auroc") -> pd.DataF
             rows.append({**cell, "epoch": epoch, key: value})
     columns = ["suite", "class", "detector", "framework", "seed", "epoch", key]
     return pd.DataFrame(rows, columns=columns)
+
+
+def planned_cells(framework: str = "default") -> pd.Series:
+    """How many (class, seed) runs the design plans per suite and detector."""
+    from .runner import jobs  # the job list; imports no framework
+
+    listed = pd.DataFrame(
+        [(j.suite, j.detector) for j in jobs(framework=framework)],
+        columns=["suite", "detector"],
+    )
+    return listed.groupby(["suite", "detector"]).size().rename("planned")
+
+
+def complete(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a :func:`summary` whose every planned cell has a record."""
+    planned = planned_cells()
+    keys = zip(
+        table.index.get_level_values("suite"), table.index.get_level_values("detector")
+    )
+    wanted = [planned.get(key, -1) for key in keys]
+    return table[table["cells"].to_numpy() == wanted]
+
+
+def annotated(table: pd.DataFrame) -> pd.Series:
+    """A :func:`summary` as "mean ± std" text; "mean (k of n runs)" where partial."""
+    text = mean_std(table).stack()  # (suite, detector, rule) -> text
+    planned = planned_cells()
+    for key, cells in table["cells"].items():
+        wanted = planned.get((key[0], key[1]))
+        if wanted is not None and cells < wanted:
+            text.loc[key] = f"{table.loc[key, 'mean']:.3f} ({cells} of {wanted} runs)"
+    return text
+
+
+def headline(frame: pd.DataFrame, metric: str = "test_auroc") -> pd.DataFrame:
+    """Suites × rules as columns, detectors as rows, "mean ± std" text.
+
+    A row that rests on fewer runs than the design plans says so, e.g.
+    ``"0.912 (4 of 30 runs)"``: a mean over the digits done so far is not a
+    suite's mean.
+    """
+    table = summary(frame, metric)
+    if table.empty:
+        return pd.DataFrame()
+    wide = annotated(table).unstack(["suite", "rule"])
+    order = [s for s in SUITE_ORDER if s in wide.columns.get_level_values(0)]
+    return wide.reindex(columns=order, level=0).fillna("—")
+
+
+SUITE_ORDER = ("mnist-normal", "mnist-anomalous", "kdd99", "arrhythmia")
+
+
+def rule_gap(frame: pd.DataFrame) -> pd.DataFrame:
+    """What labelled validation adds: labelled minus normal-only test AUROC.
+
+    Per suite and neural detector (default framework), over the (class, seed)
+    cells holding both rules' records: ``pairs``, ``mean_gap`` (the
+    optimism of choosing the epoch on anomaly labels a practitioner lacks)
+    and ``same_epoch``, the share of jobs in which both rules kept the same
+    weights.
+    """
+    ok = _ok_default(frame)
+    ok = ok[ok["detector"].map(lambda d: DETECTORS[d].kind != "baseline")]
+    index = ["suite", "detector", "class", "seed"]
+    auroc = ok.pivot_table(
+        index=index, columns="rule", values="test_auroc", dropna=False
+    )
+    epoch = ok.pivot_table(
+        index=index, columns="rule", values="selected_epoch", dropna=False
+    )
+    columns = ["pairs", "mean_gap", "std_gap", "same_epoch"]
+    if not set(RULES) <= set(auroc.columns):
+        return pd.DataFrame(columns=columns)
+    paired = auroc[list(RULES)].dropna()
+    gap = (paired["labelled"] - paired["normal-only"]).rename("gap")
+    same = (epoch["labelled"] == epoch["normal-only"]).reindex(paired.index)
+    grouped = gap.groupby(level=["suite", "detector"])
+    return pd.DataFrame(
+        {
+            "pairs": grouped.size(),
+            "mean_gap": grouped.mean(),
+            "std_gap": grouped.std(ddof=1),
+            "same_epoch": same.groupby(level=["suite", "detector"]).mean(),
+        }
+    )[columns]
+
+
+def yardstick(
+    frame: pd.DataFrame, detector: str, suite: str, metric: str = "test_auroc"
+) -> pd.DataFrame:
+    """A paper chapter's model beside the autoencoder and the best classical baseline.
+
+    Rows of :func:`summary` (mean ± std over seeds, all classes) for
+    ``detector``, the convolutional autoencoder (image suites) and the
+    baseline with the highest mean on ``suite``; text cells, rules as columns.
+    """
+    check_name(detector, DETECTORS, "detector")
+    table = summary(frame[frame["suite"] == suite], metric)
+    if table.empty:
+        return pd.DataFrame()
+    table = table.droplevel("suite")
+    means = table["mean"].groupby(level="detector").mean()
+    baselines = [d for d in means.index if DETECTORS[d].kind == "baseline"]
+    chosen = [detector, "autoencoder"]
+    if baselines:
+        chosen.append(means[baselines].idxmax())
+    rows = table[table.index.get_level_values("detector").isin(chosen)]
+    text = annotated(pd.concat({suite: rows}, names=["suite"])).droplevel("suite")
+    text = text.unstack("rule")
+    order = [d for d in chosen if d in text.index]
+    return text.loc[order].rename_axis(f"{suite}: {metric}")
+
+
+def verdict(frame: pd.DataFrame, rule: str = "normal-only") -> pd.DataFrame:
+    """Per suite: the best GAN against the best of the rest, with the seed spread.
+
+    Columns: ``best_gan`` and its ``gan_mean``/``gan_std``, ``best_other``
+    (autoencoder or classical baseline) and its ``other_mean``/``other_std``,
+    ``margin`` (GAN minus other) and ``call``: ``"GAN ahead"`` when the margin
+    exceeds both seed spreads, ``"baseline ahead"`` for the mirror case, and
+    ``"tie"`` otherwise.  Only detectors with every planned run take part.
+    """
+    check_name(rule, RULES, "rule")
+    table = complete(summary(frame))  # a partial suite mean is no verdict
+    rows = []
+    for suite, part in table.groupby(level="suite"):
+        part = part.xs(rule, level="rule").droplevel("suite")
+        kinds = part.index.map(lambda d: DETECTORS[d].kind)
+        gans, others = part[kinds == "gan"], part[kinds != "gan"]
+        if gans.empty or others.empty:
+            continue
+        gan, other = gans["mean"].idxmax(), others["mean"].idxmax()
+        g, o = gans.loc[gan], others.loc[other]
+        margin = g["mean"] - o["mean"]
+        spread = max(g["std"], o["std"])
+        call = "tie"
+        if margin > spread:
+            call = "GAN ahead"
+        elif -margin > spread:
+            call = "baseline ahead"
+        rows.append(
+            {
+                "suite": suite,
+                "best_gan": gan,
+                "gan_mean": g["mean"],
+                "gan_std": g["std"],
+                "best_other": other,
+                "other_mean": o["mean"],
+                "other_std": o["std"],
+                "margin": margin,
+                "call": call,
+            }
+        )
+    return pd.DataFrame(rows).set_index("suite") if rows else pd.DataFrame()
+
+
+def progress(store=None, profile: str = "cpu", framework: str = "plan") -> pd.DataFrame:
+    """Records the store holds against the benchmark's design, per suite and detector.
+
+    Columns ``planned`` and ``stored`` (records: one per job and rule) and
+    ``complete`` (their ratio), so a reader sees which cells a table rests on.
+    """
+    from .runner import jobs  # the job list; imports no framework
+
+    profile = get_profile(profile).name
+    store = store if isinstance(store, Store) else Store(store)
+    held = {record_key(r) for r in store.records(profile=profile)}
+    rows = [
+        {
+            "suite": job.suite,
+            "detector": job.detector,
+            "planned": 1,
+            "stored": int(job.key(rule, profile) in held),
+        }
+        for job in jobs(framework=framework)
+        for rule in RULES
+    ]
+    table = pd.DataFrame(rows).groupby(["suite", "detector"]).sum()
+    return table.assign(complete=table["stored"] / table["planned"])
 
 
 def report(
