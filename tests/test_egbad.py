@@ -327,3 +327,15 @@ def test_batchnorm_statistics_are_recomputed_under_the_averaged_weights(framewor
             np.testing.assert_array_equal(bn.moving_mean.numpy(), -7.0)
     np.testing.assert_allclose(mean, expected_mean, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(var, expected_var, rtol=1e-4)
+
+
+def test_normal_only_selection_keeps_the_last_epoch_as_the_official_code(kdd):
+    x_train, x_val = kdd[0][:300], kdd[0][-200:]
+    detector = EGBAD(framework="torch", seed=0, verbose=False, selection="normal-only")
+    detector.fit(x_train, epochs=2, validation_data=(x_val, np.zeros(200, int)))
+    assert detector.label_free_criterion is None
+    assert detector.selected_epochs_["normal-only"] == 2 == detector.best_epoch_
+    np.testing.assert_allclose(
+        detector.decision_function(x_val),
+        detector.use_selection("last").decision_function(x_val),
+    )
