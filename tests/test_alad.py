@@ -9,7 +9,14 @@ from contract import (
 )
 
 from ganlib import metrics, protocols
-from ganlib.alad import ALAD, SCORES, anomaly_scores, losses_from_logits, to_model_space
+from ganlib.alad import (
+    ALAD,
+    ARRHYTHMIA,
+    SCORES,
+    anomaly_scores,
+    losses_from_logits,
+    to_model_space,
+)
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -44,13 +51,17 @@ def _perturb_batchnorm(torch_networks):
 
 # ---------------------------------------------------------------------- equivalence
 
-@pytest.mark.parametrize("shape", [(121,), (28, 28, 1), (32, 32, 3)], ids=["tabular", "mnist", "cifar"])
-def test_twins_have_equal_parameter_counts_and_outputs(shape):
+@pytest.mark.parametrize("shape, hp, expected_layers", [
+    ((121,), {}, (2, 3, 5, 2, 2)),
+    ((274,), ARRHYTHMIA, (3, 3, 5, 3, 3)),  # one more hidden layer in E, D_xx and D_zz
+    ((28, 28, 1), {"base_filters": 16}, (7, 7, 9, 3, 3)),
+    ((32, 32, 3), {"base_filters": 16}, (7, 7, 9, 3, 3)),
+], ids=["tabular", "arrhythmia", "mnist", "cifar"])
+def test_twins_have_equal_parameter_counts_and_outputs(shape, hp, expected_layers):
     from ganlib.backend_torch import glorot_init
 
     rng = np.random.default_rng(0)
     x = rng.random((6, *shape), dtype=np.float32)
-    hp = {} if len(shape) == 1 else {"base_filters": 16}
     torch_model = ALAD(framework="torch", verbose=False, **hp).build(shape)
     keras_model = ALAD(framework="keras", verbose=False, **hp).build(shape)
     assert torch_model.parameter_counts() == keras_model.parameter_counts()
@@ -58,7 +69,6 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
         for net in ("encoder", "generator"):  # the spectrally normalised layers keep their W / sigma scale
             torch_model.networks[net].apply(glorot_init)
     _perturb_batchnorm(torch_model.networks)
-    expected_layers = {1: (2, 3, 5, 2, 2), 3: (7, 7, 9, 3, 3)}[len(shape)]
     for name, layers in zip(NETWORKS, expected_layers):
         assert copy_torch_to_keras(torch_model.networks[name], keras_model.networks[name]) == layers, name
     out_torch, out_keras = torch_model.raw_outputs(x), keras_model.raw_outputs(x)
@@ -73,6 +83,53 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
     keras_scores = anomaly_scores(to_model_space(x), out_keras, *size)
     for name in ("features", "logits", "l1", "l2"):
         np.testing.assert_allclose(torch_scores[name], keras_scores[name], rtol=1e-4, err_msg=name)
+
+
+def _dense(n_in, n_out):
+    return n_in * n_out + n_out
+
+
+def test_arrhythmia_widths_give_the_hand_counted_parameters():
+    """``ALAD(**ARRHYTHMIA)``: official alad/arrhythmia_utilities.py widths, by hand."""
+    features, latent = 274, 64
+    d_xx = _dense(2 * features, 256) + _dense(256, 128) + _dense(128, 1)
+    expected = {
+        "encoder": _dense(features, 256) + _dense(256, 128) + _dense(128, latent),
+        "generator": _dense(latent, 128) + _dense(128, 256) + _dense(256, features),
+        # x-branch Dense 128 + BatchNorm (gamma, beta), z-branch 128, joint 256, logit
+        "discriminator_xz": (_dense(features, 128) + 2 * 128 + _dense(latent, 128)
+                             + _dense(256, 256) + _dense(256, 1)),
+        "discriminator_xx": d_xx,
+        "discriminator_zz": _dense(2 * latent, 64) + _dense(64, 32) + _dense(32, 1),
+    }
+    for framework in FRAMEWORKS:
+        detector = ALAD(framework=framework, verbose=False, **ARRHYTHMIA)
+        assert detector.build((features,)).parameter_counts() == expected, framework
+    # the default stays the official KDD99 networks
+    kdd = ALAD(framework="torch", verbose=False).build((features,)).parameter_counts()
+    assert kdd["encoder"] == _dense(features, 64) + _dense(64, 32)
+    assert kdd["discriminator_xx"] == _dense(2 * features, 128) + _dense(128, 1)
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_arrhythmia_preset_fits_and_scores(framework, tmp_path):
+    assert ARRHYTHMIA == {"tabular_widths": "arrhythmia", "latent_dim": 64,
+                          "batch_size": 32}
+    x = np.random.default_rng(0).normal(size=(100, 274)).astype(np.float32)
+    detector = ALAD(framework=framework, seed=0, verbose=False, **ARRHYTHMIA)
+    detector.fit(x, epochs=1)
+    assert detector.backend.hp["learning_rate"] == 1e-4  # not the official 1e-5
+    assert np.isfinite(detector.history_["loss_d_xx"][0])
+    variants = detector.score_variants(x[:8])
+    assert all(s.shape == (8,) and np.all(np.isfinite(s)) for s in variants.values())
+    outputs = detector.model_outputs(x[:8])
+    assert outputs["latent"].shape == (8, 64)
+    assert outputs["features_real"].shape == (8, 128)  # D_xx's second hidden layer
+    # the widths come back with the saved model
+    loaded = ALAD.load(detector.save(tmp_path / "alad"))
+    assert loaded.hyperparameters["tabular_widths"] == "arrhythmia"
+    np.testing.assert_allclose(loaded.decision_function(x[:8]),
+                               detector.decision_function(x[:8]), rtol=1e-6)
 
 
 def test_porting_refuses_spectral_norm_on_one_side_only():
@@ -327,6 +384,9 @@ def test_bad_inputs_give_clear_errors(kdd):
         ALAD(base_filters=0)
     with pytest.raises(TypeError, match="base_filters must be an integer"):
         ALAD(base_filters=2.5)
+    widths_error = "tabular_widths must be one of \\('kdd', 'arrhythmia'\\)"
+    with pytest.raises(ValueError, match=widths_error):
+        ALAD(tabular_widths="cifar10")
     detector = ALAD(framework="torch", verbose=False)
     with pytest.raises(ValueError, match="\\(n, features\\) or images"):
         detector.fit(kdd[0][0])

@@ -437,6 +437,9 @@ def test_profiles_are_declarative_and_complete():
     assert cpu.threads == 1 and cpu.epochs and cpu.train_rows
     assert cpu.detector_hyperparameters("alad", "image")["patience"] == cpu.epochs
     assert cpu.detector_hyperparameters("egbad", "tabular") == {}
+    arrhythmia = cpu.detector_hyperparameters("alad", "tabular", "arrhythmia")
+    assert arrhythmia["tabular_widths"] == "arrhythmia" and arrhythmia["latent_dim"] == 64
+    assert "tabular_widths" not in cpu.detector_hyperparameters("alad", "tabular", "kdd99")
     for name in ("alocc", "ognet", "ganomaly", "alad"):
         assert cpu.detector_hyperparameters(name, "image")["base_filters"] == 16
 

@@ -56,6 +56,26 @@ TABULAR = {"latent_dim": 32, "batch_size": 50, "learning_rate": 1e-4, "spectral_
 IMAGE = {"latent_dim": 100, "batch_size": 32, "learning_rate": 2e-4, "spectral_norm": True}
 IMAGE_SIDE = 32  # the DCGAN-style image networks take 32x32 inputs; smaller images are padded
 
+#: The official tabular networks' widths per dataset (alad/kdd_utilities.py and
+#: alad/arrhythmia_utilities.py), chosen by ``tabular_widths``; both twins build
+#: their tabular networks from this one table, so their layers cannot drift apart.
+#: ``encoder``, ``generator``, ``xx``, ``zz``: the hidden Dense layers in order (D_xx's
+#: and D_zz's last one is their feature layer); ``xz_x``, ``xz_z``, ``xz_joint``:
+#: D_xz's x-branch, z-branch and joint (feature) layer.  Dropout (D_xz 0.5, D_xx and
+#: D_zz 0.2) and activations are the same in both official files.
+TABULAR_WIDTHS = {
+    "kdd": {"encoder": (64,), "generator": (64, 128), "xz_x": 128, "xz_z": 128,
+            "xz_joint": 128, "xx": (128,), "zz": (32,)},
+    "arrhythmia": {"encoder": (256, 128), "generator": (128, 256), "xz_x": 128,
+                   "xz_z": 128, "xz_joint": 256, "xx": (256, 128), "zz": (64, 32)},
+}
+
+#: The official Arrhythmia settings (alad/arrhythmia_utilities.py), one argument away:
+#: ``ALAD(**ARRHYTHMIA)``.  The official learning rate there is 1e-5
+#: (``ALAD(**ARRHYTHMIA, learning_rate=1e-5)``); the default stays 1e-4, as for KDD99
+#: (see the class docstring).
+ARRHYTHMIA = {"tabular_widths": "arrhythmia", "latent_dim": 64, "batch_size": 32}
+
 
 def to_model_space(x: np.ndarray) -> np.ndarray:
     """Network input: tabular rows as they are; images padded to 32x32 and scaled from [0, 1] to [-1, 1] (tanh range)."""
@@ -135,13 +155,18 @@ class ALAD(TabularOrImageDetector):
     rank.  Defaults follow the official code
     (houssamzenati/Adversarially-Learned-Anomaly-Detection):
 
-    - tabular (``alad/kdd_utilities.py``): E Dense 64 -> latent 32; G Dense 64
-      -> 128 -> features (ReLU, linear output); D_xz: x-branch Dense 128 +
-      BatchNorm, z-branch Dense 128 (dropout 0.5), joint Dense 128 (dropout
-      0.5) -> 1; D_xx: Dense 128 (dropout 0.2) -> 1; D_zz: Dense 32 (dropout
-      0.2) -> 1; LeakyReLU 0.2; Glorot-uniform weights; batch 50, lr 1e-5
-      (the default here is 1e-4, see below);
-      no spectral norm (the official tabular networks ignore ``--sn``);
+    - tabular (``alad/kdd_utilities.py``, ``tabular_widths="kdd"``, the
+      default): E Dense 64 -> latent 32; G Dense 64 -> 128 -> features (ReLU,
+      linear output); D_xz: x-branch Dense 128 + BatchNorm, z-branch Dense 128
+      (dropout 0.5), joint Dense 128 (dropout 0.5) -> 1; D_xx: Dense 128
+      (dropout 0.2) -> 1; D_zz: Dense 32 (dropout 0.2) -> 1; LeakyReLU 0.2;
+      Glorot-uniform weights; batch 50, lr 1e-5 (the default here is 1e-4, see
+      below); no spectral norm (the official tabular networks ignore ``--sn``);
+      ``ALAD(**ARRHYTHMIA)`` takes ``alad/arrhythmia_utilities.py``'s widths
+      (``tabular_widths="arrhythmia"``: E 256 -> 128 -> latent 64; G 128 -> 256
+      -> features; D_xz joint 256; D_xx 256 -> 128; D_zz 64 -> 32), latent 64
+      and batch 32 (official lr 1e-5 there too); :data:`TABULAR_WIDTHS` holds
+      both;
     - images (``alad/cifar10_utilities.py``): E conv 128 -> 256 -> 512 (k4 s2,
       BatchNorm) -> conv k4 to latent 100; G deconv 512 (4x4) -> 256 -> 128 ->
       channels (32x32, tanh); D_xz: x-branch conv 128 -> 256 -> 512 (k4 s2,
@@ -210,13 +235,15 @@ class ALAD(TabularOrImageDetector):
     default_framework = "keras"
     family_defaults = {"tabular": TABULAR, "image": IMAGE}
     score_names = SCORES
-    choices = {"normal_only_criterion": tuple(NORMAL_ONLY_CRITERIA)}
+    choices = {"normal_only_criterion": tuple(NORMAL_ONLY_CRITERIA),
+               "tabular_widths": tuple(TABULAR_WIDTHS)}
     defaults = {
         "latent_dim": None,        # 32 tabular, 100 images
         "batch_size": None,        # 50 tabular, 32 images
         "learning_rate": None,     # 1e-4 tabular (official 1e-5), 2e-4 images
         "spectral_norm": None,     # False tabular, True images
         "base_filters": 128,       # image networks: width of the first convolution (official: 128)
+        "tabular_widths": "kdd",   # tabular: "kdd" or "arrhythmia", TABULAR_WIDTHS
         "beta_1": 0.5,
         "ema_decay": 0.999,
         "ema_warmup": True,        # decay min(ema_decay, (1+n)/(10+n)); False: official

@@ -14,9 +14,10 @@ import tensorflow as tf
 
 from ..backend_keras import KerasBackend, batch_norm
 from ..ema import KerasAverages, KerasEMA, keras_adam
-from . import losses_from_logits, to_model_space
+from . import TABULAR_WIDTHS, losses_from_logits, to_model_space
 
 LEAK = 0.2
+KDD = TABULAR_WIDTHS["kdd"]  # the tabular networks' default widths
 NETWORKS = ("encoder", "generator", "discriminator_xz", "discriminator_xx", "discriminator_zz")
 
 
@@ -41,19 +42,38 @@ def _leaky(x):
 
 # ---------------------------------------------------------------------- tabular networks (KDD99, Arrhythmia)
 
-def tabular_encoder(features: int, latent_dim: int, sn: bool = False) -> keras.Sequential:
+def _leaky_layers(widths: tuple, init, dropout: float = 0.0, sn: bool = False) -> list:
+    """Dense ``widths`` in order (spectrally normalised when ``sn``), each + LeakyReLU.
+
+    Dropout after each activation when ``dropout``: the PyTorch ``_hidden_layers``.
+    """
+    layers = []
+    for width in widths:
+        layers += [normalized(keras.layers.Dense(width, kernel_initializer=init()), sn),
+                   keras.layers.LeakyReLU(LEAK)]
+        layers += [keras.layers.Dropout(dropout)] if dropout else []
+    return layers
+
+
+def tabular_encoder(features: int, latent_dim: int, sn: bool = False,
+                    hidden: tuple = KDD["encoder"]) -> keras.Sequential:
+    """The PyTorch ``tabular_encoder``: Dense ``hidden``, LeakyReLU, Dense latent."""
     init = Initializers(image=False)
-    return keras.Sequential([keras.Input((features,)), normalized(keras.layers.Dense(64, kernel_initializer=init()), sn),
-                             keras.layers.LeakyReLU(LEAK), keras.layers.Dense(latent_dim, kernel_initializer=init())],
+    layers = _leaky_layers(hidden, init, sn=sn)
+    return keras.Sequential([keras.Input((features,)), *layers,
+                             keras.layers.Dense(latent_dim, kernel_initializer=init())],
                             name="encoder")
 
 
-def tabular_generator(features: int, latent_dim: int) -> keras.Sequential:
+def tabular_generator(features: int, latent_dim: int,
+                      hidden: tuple = KDD["generator"]) -> keras.Sequential:
+    """The PyTorch ``tabular_generator``: Dense ``hidden`` ReLU, Dense features."""
     init = Initializers(image=False)
-    return keras.Sequential([keras.Input((latent_dim,)),
-                             keras.layers.Dense(64, activation="relu", kernel_initializer=init()),
-                             keras.layers.Dense(128, activation="relu", kernel_initializer=init()),
-                             keras.layers.Dense(features, kernel_initializer=init())], name="generator")
+    layers = [keras.layers.Dense(width, activation="relu", kernel_initializer=init())
+              for width in hidden]
+    return keras.Sequential([keras.Input((latent_dim,)), *layers,
+                             keras.layers.Dense(features, kernel_initializer=init())],
+                            name="generator")
 
 
 def discriminator_xz(x_branch: keras.Sequential, z_branch: keras.Sequential, joint_units: int, dropout: float,
@@ -72,20 +92,21 @@ def discriminator_xz(x_branch: keras.Sequential, z_branch: keras.Sequential, joi
     return keras.Model([x_in, z_in], [logit, features_out], name="discriminator_xz")
 
 
-def tabular_discriminator_xz(features: int, latent_dim: int, sn: bool = False) -> keras.Model:
+def tabular_discriminator_xz(features: int, latent_dim: int, sn: bool = False,
+                             x_units: int = KDD["xz_x"], z_units: int = KDD["xz_z"],
+                             joint_units: int = KDD["xz_joint"]) -> keras.Model:
     """D_xz(x, z): the same layers as the PyTorch ``TabularDiscriminatorXZ``.
 
     Shown in chapters/06_alad.ipynb.
     """
     init = Initializers(image=False)
-    x_branch = keras.Sequential([keras.Input((features,)),
-                                 normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
-                                 batch_norm(), keras.layers.LeakyReLU(LEAK)],
-                                name="x_branch")
-    z_branch = keras.Sequential([keras.Input((latent_dim,)),
-                                 normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
-                                 keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.5)], name="z_branch")
-    return discriminator_xz(x_branch, z_branch, 128, 0.5, sn, init)
+    x_dense = normalized(keras.layers.Dense(x_units, kernel_initializer=init()), sn)
+    x_branch = keras.Sequential([keras.Input((features,)), x_dense, batch_norm(),
+                                 keras.layers.LeakyReLU(LEAK)], name="x_branch")
+    z_layers = _leaky_layers((z_units,), init, 0.5, sn)
+    z_branch = keras.Sequential([keras.Input((latent_dim,)), *z_layers],
+                                name="z_branch")
+    return discriminator_xz(x_branch, z_branch, joint_units, 0.5, sn, init)
 
 
 def pair_discriminator(shape: tuple, hidden_layers: list, init, name: str) -> keras.Model:
@@ -101,22 +122,23 @@ def pair_discriminator(shape: tuple, hidden_layers: list, init, name: str) -> ke
     return keras.Model([a_in, b_in], [logit, features_out], name=name)
 
 
-def tabular_discriminator_xx(features: int, sn: bool = False) -> keras.Model:
+def tabular_discriminator_xx(features: int, sn: bool = False,
+                             hidden: tuple = KDD["xx"]) -> keras.Model:
     """D_xx(x, x'): the PyTorch ``tabular_discriminator_xx``.
 
     Shown in chapters/06_alad.ipynb.
     """
     init = Initializers(image=False)
-    return pair_discriminator((features,), [normalized(keras.layers.Dense(128, kernel_initializer=init()), sn),
-                                            keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.2)],
-                              init, "discriminator_xx")
+    return pair_discriminator((features,), _leaky_layers(hidden, init, 0.2, sn), init,
+                              "discriminator_xx")
 
 
-def tabular_discriminator_zz(latent_dim: int, sn: bool = False) -> keras.Model:
+def tabular_discriminator_zz(latent_dim: int, sn: bool = False,
+                             hidden: tuple = KDD["zz"]) -> keras.Model:
+    """D_zz(z, z'): the PyTorch ``tabular_discriminator_zz``."""
     init = Initializers(image=False)
-    return pair_discriminator((latent_dim,), [normalized(keras.layers.Dense(32, kernel_initializer=init()), sn),
-                                              keras.layers.LeakyReLU(LEAK), keras.layers.Dropout(0.2)],
-                              init, "discriminator_zz")
+    return pair_discriminator((latent_dim,), _leaky_layers(hidden, init, 0.2, sn), init,
+                              "discriminator_zz")
 
 
 # ---------------------------------------------------------------------- image networks (32x32, MNIST padded)
@@ -192,14 +214,19 @@ def image_discriminator_zz(latent_dim: int, sn: bool = True) -> keras.Model:
 
 
 def build_networks(input_shape, hp) -> dict[str, keras.Model]:
-    """The five networks for ``input_shape`` (tabular ``(features,)`` or image ``(32, 32, C)``, padded)."""
+    """The five networks for a tabular ``(features,)`` or image ``(32, 32, C)`` input.
+
+    Images come padded; the tabular widths are ``TABULAR_WIDTHS[hp["tabular_widths"]]``.
+    """
     latent, sn = hp["latent_dim"], hp["spectral_norm"]
     if len(input_shape) == 1:
-        features = input_shape[0]
-        return {"encoder": tabular_encoder(features, latent, sn), "generator": tabular_generator(features, latent),
-                "discriminator_xz": tabular_discriminator_xz(features, latent, sn),
-                "discriminator_xx": tabular_discriminator_xx(features, sn),
-                "discriminator_zz": tabular_discriminator_zz(latent, sn)}
+        features, units = input_shape[0], TABULAR_WIDTHS[hp["tabular_widths"]]
+        xz = units["xz_x"], units["xz_z"], units["xz_joint"]
+        return {"encoder": tabular_encoder(features, latent, sn, units["encoder"]),
+                "generator": tabular_generator(features, latent, units["generator"]),
+                "discriminator_xz": tabular_discriminator_xz(features, latent, sn, *xz),
+                "discriminator_xx": tabular_discriminator_xx(features, sn, units["xx"]),
+                "discriminator_zz": tabular_discriminator_zz(latent, sn, units["zz"])}
     channels, base = input_shape[-1], hp["base_filters"]
     return {"encoder": image_encoder(channels, latent, sn, base), "generator": image_generator(channels, latent, base),
             "discriminator_xz": image_discriminator_xz(channels, latent, sn, base),

@@ -1,10 +1,10 @@
 """PyTorch twin of ALAD: encoder, generator and the three discriminators, for tabular data and images.
 
-The layers follow the official TF1 code (``alad/kdd_utilities.py`` and
-``alad/cifar10_utilities.py``) and are registered in the same order as in the
-Keras twin, so that :func:`ganlib.porting.copy_torch_to_keras` can copy the
-weights.  Spectral normalisation is PyTorch's own
-:func:`torch.nn.utils.parametrizations.spectral_norm`.
+The layers follow the official TF1 code (``alad/kdd_utilities.py``,
+``alad/arrhythmia_utilities.py`` and ``alad/cifar10_utilities.py``) and are
+registered in the same order as in the Keras twin, so that
+:func:`ganlib.porting.copy_torch_to_keras` can copy the weights.  Spectral
+normalisation is PyTorch's own :func:`torch.nn.utils.parametrizations.spectral_norm`.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from ..backend_torch import (
     glorot_init,
 )
 from ..ema import TorchAverages, TorchEMA
-from . import losses_from_logits, to_model_space
+from . import TABULAR_WIDTHS, losses_from_logits, to_model_space
 
 LEAK = 0.2  # the official leakyReLu's slope
+KDD = TABULAR_WIDTHS["kdd"]  # the tabular networks' default widths
 
 
 def normalized(layer: nn.Module, enabled: bool) -> nn.Module:
@@ -35,33 +36,61 @@ def normalized(layer: nn.Module, enabled: bool) -> nn.Module:
 
 # ---------------------------------------------------------------------- tabular networks (KDD99, Arrhythmia)
 
-def tabular_encoder(features: int, latent_dim: int, sn: bool = False) -> nn.Sequential:
-    """x -> z: Dense 64, LeakyReLU, Dense latent. Shown in chapters/06_alad.ipynb."""
-    return nn.Sequential(normalized(nn.Linear(features, 64), sn), nn.LeakyReLU(LEAK), nn.Linear(64, latent_dim))
+def _hidden_layers(n_in: int, widths: tuple, activation, dropout: float = 0.0,
+                   sn: bool = False) -> list[nn.Module]:
+    """Dense ``widths`` in order, each (spectrally normalised when ``sn``) + activation.
+
+    Dropout after each activation when ``dropout``.  The modules come flat, into the
+    caller's ``nn.Sequential``, so that the KDD99 networks keep the module indices,
+    hence the weight names, of models saved before the widths became a choice.
+    """
+    layers = []
+    for width in widths:
+        layers += [normalized(nn.Linear(n_in, width), sn), activation()]
+        layers += [nn.Dropout(dropout)] if dropout else []
+        n_in = width
+    return layers
 
 
-def tabular_generator(features: int, latent_dim: int) -> nn.Sequential:
-    """z -> x: Dense 64 ReLU, Dense 128 ReLU, Dense features (linear).
+def tabular_encoder(features: int, latent_dim: int, sn: bool = False,
+                    hidden: tuple = KDD["encoder"]) -> nn.Sequential:
+    """x -> z: Dense ``hidden`` (KDD99: 64), LeakyReLU, Dense latent.
 
     Shown in chapters/06_alad.ipynb.
     """
-    return nn.Sequential(nn.Linear(latent_dim, 64), nn.ReLU(), nn.Linear(64, 128), nn.ReLU(),
-                         nn.Linear(128, features))
+    layers = _hidden_layers(features, hidden, lambda: nn.LeakyReLU(LEAK), sn=sn)
+    return nn.Sequential(*layers, nn.Linear(hidden[-1], latent_dim))
+
+
+def tabular_generator(features: int, latent_dim: int,
+                      hidden: tuple = KDD["generator"]) -> nn.Sequential:
+    """z -> x: Dense ``hidden`` ReLU (KDD99: 64, 128), Dense features (linear).
+
+    Shown in chapters/06_alad.ipynb.
+    """
+    return nn.Sequential(*_hidden_layers(latent_dim, hidden, nn.ReLU),
+                         nn.Linear(hidden[-1], features))
 
 
 class TabularDiscriminatorXZ(nn.Module):
-    """D_xz(x, z): x-branch Dense 128 + BatchNorm, z-branch Dense 128 (dropout 0.5),
-    joint Dense 128 (dropout 0.5) -> 1.
+    """D_xz(x, z): x-branch Dense + BatchNorm, z-branch Dense (dropout 0.5), joint
+    Dense (dropout 0.5) -> 1; KDD99 128 each, Arrhythmia joint 256.
 
     Shown in chapters/06_alad.ipynb.
     """
 
-    def __init__(self, features: int, latent_dim: int, sn: bool = False):
+    def __init__(self, features: int, latent_dim: int, sn: bool = False,
+                 x_units: int = KDD["xz_x"], z_units: int = KDD["xz_z"],
+                 joint_units: int = KDD["xz_joint"]):
         super().__init__()
-        self.x_branch = nn.Sequential(normalized(nn.Linear(features, 128), sn), nn.BatchNorm1d(128), nn.LeakyReLU(LEAK))
-        self.z_branch = nn.Sequential(normalized(nn.Linear(latent_dim, 128), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.5))
-        self.joint = nn.Sequential(normalized(nn.Linear(256, 128), sn), nn.LeakyReLU(LEAK), nn.Dropout(0.5))
-        self.logit = nn.Linear(128, 1)
+        self.x_branch = nn.Sequential(normalized(nn.Linear(features, x_units), sn),
+                                      nn.BatchNorm1d(x_units), nn.LeakyReLU(LEAK))
+        self.z_branch = nn.Sequential(normalized(nn.Linear(latent_dim, z_units), sn),
+                                      nn.LeakyReLU(LEAK), nn.Dropout(0.5))
+        joint = nn.Linear(x_units + z_units, joint_units)
+        self.joint = nn.Sequential(normalized(joint, sn), nn.LeakyReLU(LEAK),
+                                   nn.Dropout(0.5))
+        self.logit = nn.Linear(joint_units, 1)
 
     def forward(self, x, z):
         features = self.joint(torch.cat([self.x_branch(x), self.z_branch(z)], dim=1))
@@ -86,19 +115,21 @@ class PairDiscriminator(nn.Module):
         return self.logit(features), features
 
 
-def tabular_discriminator_xx(features: int, sn: bool = False) -> PairDiscriminator:
-    """D_xx(x, x'): Dense 128, LeakyReLU, dropout 0.2 -> 1.
+def tabular_discriminator_xx(features: int, sn: bool = False,
+                             hidden: tuple = KDD["xx"]) -> PairDiscriminator:
+    """D_xx(x, x'): Dense ``hidden`` (KDD99: 128), LeakyReLU, dropout 0.2 -> 1.
 
     Shown in chapters/06_alad.ipynb.
     """
-    return PairDiscriminator(nn.Sequential(normalized(nn.Linear(2 * features, 128), sn), nn.LeakyReLU(LEAK),
-                                           nn.Dropout(0.2)), 128)
+    layers = _hidden_layers(2 * features, hidden, lambda: nn.LeakyReLU(LEAK), 0.2, sn)
+    return PairDiscriminator(nn.Sequential(*layers), hidden[-1])
 
 
-def tabular_discriminator_zz(latent_dim: int, sn: bool = False) -> PairDiscriminator:
-    """D_zz(z, z'): Dense 32, LeakyReLU, dropout 0.2 -> 1."""
-    return PairDiscriminator(nn.Sequential(normalized(nn.Linear(2 * latent_dim, 32), sn), nn.LeakyReLU(LEAK),
-                                           nn.Dropout(0.2)), 32)
+def tabular_discriminator_zz(latent_dim: int, sn: bool = False,
+                             hidden: tuple = KDD["zz"]) -> PairDiscriminator:
+    """D_zz(z, z'): Dense ``hidden`` (KDD99: 32), LeakyReLU, dropout 0.2 -> 1."""
+    layers = _hidden_layers(2 * latent_dim, hidden, lambda: nn.LeakyReLU(LEAK), 0.2, sn)
+    return PairDiscriminator(nn.Sequential(*layers), hidden[-1])
 
 
 # ---------------------------------------------------------------------- image networks (32x32, MNIST padded)
@@ -179,14 +210,19 @@ NETWORKS = ("encoder", "generator", "discriminator_xz", "discriminator_xx", "dis
 
 
 def build_networks(input_shape, hp) -> dict[str, nn.Module]:
-    """The five networks for ``input_shape`` (tabular ``(features,)`` or image ``(32, 32, C)``, padded)."""
+    """The five networks for a tabular ``(features,)`` or image ``(32, 32, C)`` input.
+
+    Images come padded; the tabular widths are ``TABULAR_WIDTHS[hp["tabular_widths"]]``.
+    """
     latent, sn = hp["latent_dim"], hp["spectral_norm"]
     if len(input_shape) == 1:
-        features = input_shape[0]
-        nets = {"encoder": tabular_encoder(features, latent, sn), "generator": tabular_generator(features, latent),
-                "discriminator_xz": TabularDiscriminatorXZ(features, latent, sn),
-                "discriminator_xx": tabular_discriminator_xx(features, sn),
-                "discriminator_zz": tabular_discriminator_zz(latent, sn)}
+        features, units = input_shape[0], TABULAR_WIDTHS[hp["tabular_widths"]]
+        xz = units["xz_x"], units["xz_z"], units["xz_joint"]
+        nets = {"encoder": tabular_encoder(features, latent, sn, units["encoder"]),
+                "generator": tabular_generator(features, latent, units["generator"]),
+                "discriminator_xz": TabularDiscriminatorXZ(features, latent, sn, *xz),
+                "discriminator_xx": tabular_discriminator_xx(features, sn, units["xx"]),
+                "discriminator_zz": tabular_discriminator_zz(latent, sn, units["zz"])}
         init = glorot_init  # the official tabular networks use xavier_initializer
     else:
         channels, base = input_shape[-1], hp["base_filters"]

@@ -37,6 +37,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .suites import check_name
+from ..alad import ARRHYTHMIA as ALAD_ARRHYTHMIA
 from ..ognet import OFFICIAL as OGNET_OFFICIAL
 
 NARROW = {"base_filters": 16}  # the cpu width class, for every model that has the knob
@@ -69,10 +70,17 @@ class Profile:
         """This profile with the row caps it sets for suites of ``suite_kind``."""
         return dataclasses.replace(self, **self.suite_rows.get(suite_kind, {}))
 
-    def detector_hyperparameters(self, detector: str, suite_kind: str) -> dict:
-        """The hyper-parameters set for ``detector`` on a suite of ``suite_kind``."""
+    def detector_hyperparameters(
+        self, detector: str, suite_kind: str, suite: str | None = None
+    ) -> dict:
+        """The hyper-parameters set for ``detector`` on ``suite`` of ``suite_kind``.
+
+        Keys of ``suite_hyperparameters`` name a suite kind or one suite; the
+        suite's own values win.
+        """
         values = dict(self.hyperparameters.get(detector, {}))
         values.update(self.suite_hyperparameters.get((detector, suite_kind), {}))
+        values.update(self.suite_hyperparameters.get((detector, suite), {}))
         if "patience" in values and values["patience"] is None:
             values["patience"] = (
                 self.epochs
@@ -117,6 +125,8 @@ def _stratified(x, y, rows: int | None, seed: int):
 # patience=None in a table below means "the epoch budget" (see the module docstring).
 # OGNet's defaults are sized for a CPU; the paper's networks are ognet.OFFICIAL.
 _PAPER = {"alad": {"patience": 100}, "ognet": dict(OGNET_OFFICIAL)}
+# ALAD's official Arrhythmia networks (alad/arrhythmia_utilities.py) in every profile
+_SUITE_SPECIFIC = {("alad", "arrhythmia"): dict(ALAD_ARRHYTHMIA)}
 
 PROFILES: dict[str, Profile] = {
     profile.name: profile
@@ -138,7 +148,10 @@ PROFILES: dict[str, Profile] = {
                 "ganomaly": NARROW,
                 "alad": {**NARROW, "patience": None},
             },
-            suite_hyperparameters={("egbad", "image"): {"hidden_dim": 256}},
+            suite_hyperparameters={
+                ("egbad", "image"): {"hidden_dim": 256},
+                **_SUITE_SPECIFIC,
+            },
             suite_rows={
                 "tabular": {
                     "train_rows": 20_000,
@@ -152,6 +165,7 @@ PROFILES: dict[str, Profile] = {
             "the papers' sizes and epochs (each detector's defaults, whole splits), "
             "for a GPU",
             hyperparameters=_PAPER,
+            suite_hyperparameters=_SUITE_SPECIFIC,
         ),
         Profile(
             "tiny",
@@ -168,7 +182,10 @@ PROFILES: dict[str, Profile] = {
                 "ganomaly": NARROW,
                 "alad": {**NARROW, "patience": None},
             },
-            suite_hyperparameters={("egbad", "image"): {"hidden_dim": 64}},
+            suite_hyperparameters={
+                ("egbad", "image"): {"hidden_dim": 64},
+                **_SUITE_SPECIFIC,
+            },
         ),
     )
 }

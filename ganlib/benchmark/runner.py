@@ -224,7 +224,7 @@ def make_detector(job: Job, profile: Profile, contamination, verbose: bool = Fal
     kwargs = {
         "seed": job.seed,
         "verbose": verbose,
-        **profile.detector_hyperparameters(spec.name, suite.kind),
+        **profile.detector_hyperparameters(spec.name, suite.kind, suite.name),
     }
     if contamination is not None:
         kwargs["contamination"] = contamination
