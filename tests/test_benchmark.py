@@ -654,6 +654,9 @@ def test_the_yardstick_puts_a_model_beside_the_autoencoder_and_best_baseline(
     assert table.loc["ganomaly", "normal-only"] == "0.710 ± 0.010"
     with pytest.raises(ValueError, match="detector"):
         tables.yardstick(frame, "gan", "mnist-normal")
+    assert tables.yardstick(frame, "egbad", "kdd99").empty
+    missing = tables.yardstick(frame, "alad", "mnist-normal")
+    assert missing.loc["alad", "labelled"] == "no run yet"  # not in four_digits
 
 
 def test_progress_counts_the_store_against_the_design(tmp_path):
@@ -681,3 +684,11 @@ def test_the_figures_draw_from_the_tables(tmp_path):
     assert "critical difference" in fig.axes[0].get_title()
     fig = figures.cost_chart(shown["cost"], "mnist-normal")
     assert len(fig.axes[0].patches) == 6  # training and scoring bars, 3 detectors
+
+
+def test_the_store_directory_can_come_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANLIB_BENCHMARK_STORE", str(tmp_path))
+    Store().append(record())
+    assert Store(tmp_path).keys("tiny", "toy") and Store().root == tmp_path
+    monkeypatch.delenv("GANLIB_BENCHMARK_STORE")
+    assert Store().root.parts[-2:] == ("results", "benchmark")

@@ -61,10 +61,17 @@ def to_json(value):
 
 
 class Store:
-    """A results directory (created on first write)."""
+    """A results directory (created on first write).
+
+    ``root=None`` means ``$GANLIB_BENCHMARK_STORE`` if set, else the
+    repository's ``results/benchmark``.
+    """
 
     def __init__(self, root: str | os.PathLike | None = None):
-        self.root = Path(root) if root is not None else DEFAULT_STORE
+        # GANLIB_BENCHMARK_STORE points every reader and writer at another store,
+        # e.g. a snapshot that the chapters are executed against
+        root = root if root is not None else os.environ.get("GANLIB_BENCHMARK_STORE")
+        self.root = Path(root) if root else DEFAULT_STORE
 
     def path(self, profile: str, suite: str) -> Path:
         return self.root / profile / f"{suite}.jsonl"

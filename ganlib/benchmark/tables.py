@@ -324,6 +324,7 @@ def yardstick(
     Rows of :func:`summary` (mean ± std over seeds, all classes) for
     ``detector``, the convolutional autoencoder (image suites) and the
     baseline with the highest mean on ``suite``; text cells, rules as columns.
+    A model without a record on ``suite`` gets a "no run yet" row.
     """
     check_name(detector, DETECTORS, "detector")
     table = summary(frame[frame["suite"] == suite], metric)
@@ -338,6 +339,9 @@ def yardstick(
     rows = table[table.index.get_level_values("detector").isin(chosen)]
     text = annotated(pd.concat({suite: rows}, names=["suite"])).droplevel("suite")
     text = text.unstack("rule")
+    if detector not in text.index:  # say so rather than leave the model out
+        wanted = planned_cells().get((suite, detector))
+        text.loc[detector] = "no run yet" + (f" (0 of {wanted})" if wanted else "")
     order = [d for d in chosen if d in text.index]
     return text.loc[order].rename_axis(f"{suite}: {metric}")
 
