@@ -8,7 +8,7 @@ scikit-learn's parameter conventions::
     det = Detector(framework="torch", seed=0, contamination=0.1, **hyperparameters)
     det.fit(x_train, epochs=..., validation_data=(x_val, y_val))  # fit(X, y): y ignored
     scores = det.decision_function(x_test)   # higher = more anomalous
-    det.predict(x_test)                      # 0/1 at threshold_, from the training scores
+    det.predict(x_test)                      # 0/1 at threshold_, from training scores
     det.score_variants(x_test)               # every score of the paper, by name
     det.save(path); Detector.load(path)
 
@@ -29,9 +29,9 @@ The shared ground lives in one module per job:
 ``ganlib.images``      padding images to the DCGAN networks' size and back
 =====================  ==========================================================
 
-The models, one package per paper (``__init__`` framework-neutral, then
-``torch_model`` and ``keras_model``): ``ganlib.autoencoder`` (the baseline),
-``ganlib.alocc``, ``ganlib.ognet``, ``ganlib.ganomaly``, ``ganlib.egbad``, ``ganlib.alad``.
+The models, one package per paper (``__init__`` framework-neutral, then ``torch_model``
+and ``keras_model``): ``ganlib.autoencoder`` (the baseline), ``ganlib.alocc``,
+``ganlib.ognet``, ``ganlib.ganomaly``, ``ganlib.egbad``, ``ganlib.alad``.
 """
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""The contract between :class:`ganlib.detector.Detector` and a framework model, written once.
+"""The contract between :class:`ganlib.detector.Detector` and a framework model.
 
 A framework model (a *backend*) owns the networks and optimisers of one
 detector in one framework.  :class:`ganlib.backend_torch.TorchBackend` and
@@ -40,7 +40,8 @@ class Backend:
 
     @classmethod
     def prepare_threads(cls, threads: int | None) -> None:
-        """Called before the networks are built, with the detector's CPU thread count."""
+        """Called before the networks are built, with the detector's CPU thread
+        count."""
 
     def thread_limit(self, threads: int | None):
         """A context in which the framework computes on ``threads`` CPU threads."""
@@ -48,7 +49,7 @@ class Backend:
 
     @classmethod
     def build_scope(cls, precision: str):
-        """A context in which the networks are built, for ``precision`` (see ``Detector``)."""
+        """A context to build the networks in for ``precision`` (see ``Detector``)."""
         return contextlib.nullcontext()
 
     def finish_build(self, precision: str) -> None:
@@ -71,7 +72,8 @@ class Backend:
         raise NotImplementedError
 
     def end_of_epoch(self, x: np.ndarray, batch_size: int) -> None:
-        """Called by ``fit`` after each epoch on the training rows ``x``, before scoring."""
+        """Called by ``fit`` after each epoch on the training rows ``x``, before
+        scoring."""
 
     def outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """The networks' outputs the anomaly score is computed from."""

@@ -1,4 +1,4 @@
-"""What every Keras 3 (TensorFlow backend) model in ganlib shares: seeding, device, weights as NumPy.
+"""What every Keras 3 model (TensorFlow backend) shares: seeding, device, NumPy weights.
 
 The Keras twin of a paper's model subclasses :class:`KerasBackend`, registers
 its ``keras.Model`` networks in ``self.networks`` and implements ``train_step``
@@ -26,7 +26,8 @@ from .runmode import available_cpus  # noqa: E402
 
 if keras.backend.backend() != "tensorflow":
     raise ImportError(
-        f"ganlib's Keras models need KERAS_BACKEND=tensorflow, found {keras.backend.backend()!r}"
+        "ganlib's Keras models need KERAS_BACKEND=tensorflow, "
+        f"found {keras.backend.backend()!r}"
     )
 
 
@@ -48,7 +49,8 @@ def seed_everything(seed: int) -> None:
 
 
 def pick_device() -> str:
-    """``"/GPU:0"`` when TensorFlow sees a GPU, else ``"/CPU:0"`` (TensorFlow places ops there by default)."""
+    """``"/GPU:0"`` when TensorFlow sees a GPU, else ``"/CPU:0"``
+    (TensorFlow places ops there by default)."""
     return "/GPU:0" if tf.config.list_physical_devices("GPU") else "/CPU:0"
 
 
@@ -58,7 +60,7 @@ def dcgan_initializer(seed: int | None = None):
 
 
 def _output_layers(model) -> list:
-    """The innermost layers that produce ``model``'s outputs (nested models unwrapped)."""
+    """The innermost layers producing ``model``'s outputs (nested models unwrapped)."""
     if isinstance(model, keras.Sequential):
         return _output_layers(model.layers[-1])
     if isinstance(model, keras.Model) and getattr(model, "outputs", None):
@@ -70,7 +72,7 @@ def _output_layers(model) -> list:
 
 
 def batch_norm(**kwargs):
-    """``BatchNormalization`` with PyTorch's constants (momentum 0.1 = Keras 0.9, epsilon 1e-5).
+    """``BatchNormalization`` with PyTorch's momentum (Keras 0.9) and epsilon (1e-5).
 
     Every Keras twin uses it, so that both frameworks normalise alike and
     weights copied from one twin to the other give the same outputs.
@@ -144,7 +146,8 @@ class KerasBackend(Backend):
     @classmethod
     @contextlib.contextmanager
     def build_scope(cls, precision: str):
-        """Build the networks under Keras' ``mixed_bfloat16`` policy when asked, then restore it.
+        """Build the networks under Keras' ``mixed_bfloat16`` policy when asked, then
+        restore it.
 
         Keras fixes a layer's dtype policy when the layer is created: the
         global policy is switched only while this detector's layers are made,
@@ -162,11 +165,13 @@ class KerasBackend(Backend):
             keras.config.set_dtype_policy(previous)
 
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """``outputs`` in inference mode: subclasses call their networks with ``training=False``."""
+        """``outputs`` in inference mode: subclasses call their networks with
+        ``training=False``."""
         return self.outputs(batch)
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Every variable (BatchNorm moving statistics included) as NumPy, keyed ``network.index.path``."""
+        """Every variable (BatchNorm moving statistics included) as NumPy, keyed
+        ``network.index.path``."""
         return {
             f"{net}.{i:03d}.{v.path}": np.array(v.numpy())
             for net, model in self.networks.items()
@@ -179,12 +184,14 @@ class KerasBackend(Backend):
             values = [v for k, v in sorted(weights.items()) if k.startswith(prefix)]
             if len(values) != len(model.weights):
                 raise ValueError(
-                    f"{net}: {len(values)} saved arrays for {len(model.weights)} variables"
+                    f"{net}: {len(values)} saved arrays "
+                    f"for {len(model.weights)} variables"
                 )
             for variable, value in zip(model.weights, values):
                 if tuple(variable.shape) != tuple(value.shape):
                     raise ValueError(
-                        f"{net}: variable {variable.path} has shape {tuple(variable.shape)}, "
+                        f"{net}: variable {variable.path} "
+                        f"has shape {tuple(variable.shape)}, "
                         f"saved array has {tuple(value.shape)}"
                     )
                 variable.assign(value)

@@ -1,4 +1,5 @@
-"""What every PyTorch model in ganlib shares: device, seeding, NumPy <-> tensor, weights as NumPy.
+"""What every PyTorch model in ganlib shares: device, seeding, NumPy <-> tensor, weights
+as NumPy.
 
 A paper's PyTorch model subclasses :class:`TorchBackend`, builds its networks
 in ``__init__`` and registers them in ``self.networks``, and implements
@@ -20,7 +21,8 @@ from .runmode import available_cpus
 
 
 def seed_everything(seed: int) -> None:
-    """Seed PyTorch and ask it for deterministic kernels, so that one seed gives one result on CPU.
+    """Seed PyTorch and ask it for deterministic kernels, so that one seed gives one
+    result on CPU.
 
     Deterministic mode also fills every new uninitialised tensor with NaN by
     default (about 4 % of an ALOCC step's CPU time).  ganlib never reads
@@ -37,7 +39,8 @@ def pick_device() -> torch.device:
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """DCGAN initialisation (Radford et al., 2016, section 4): N(0, 0.02) weights, BatchNorm N(1, 0.02).
+    """DCGAN initialisation (Radford et al., 2016, section 4): N(0, 0.02) weights,
+    BatchNorm N(1, 0.02).
 
     Apply it with ``network.apply(dcgan_init)``, so that it reaches every sub-module.
     """
@@ -51,7 +54,8 @@ def dcgan_init(module: nn.Module) -> None:
 
 
 def glorot_init(module: nn.Module) -> None:
-    """Keras' default initialisation (Glorot-uniform weights, zero biases), for twins that must match Keras."""
+    """Keras' default initialisation (Glorot-uniform weights, zero biases), for twins
+    that must match Keras."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
@@ -59,7 +63,7 @@ def glorot_init(module: nn.Module) -> None:
 
 
 def adam(params, **kwargs) -> torch.optim.Adam:
-    """``torch.optim.Adam`` with the fused kernel: one pass over all parameters per step.
+    """``torch.optim.Adam`` with the fused kernel: one pass over all parameters a step.
 
     The default implementation launches several operations per parameter
     tensor; on the book's small networks that overhead is most of an
@@ -83,7 +87,7 @@ def adam(params, **kwargs) -> torch.optim.Adam:
 
 
 class Conv2dSame(nn.Conv2d):
-    """``nn.Conv2d`` with TensorFlow/Keras ``padding="same"``: output size ``ceil(input / stride)``.
+    """``nn.Conv2d`` with TF/Keras ``padding="same"``: ``ceil(input / stride)`` outputs.
 
     When the total padding is odd, Keras puts the extra row and column at the
     bottom and right, which PyTorch's symmetric ``padding=`` cannot express
@@ -127,7 +131,8 @@ class ChannelsLastFlatten(nn.Module):
 
 
 class ChannelsLastUnflatten(nn.Module):
-    """Inverse of :class:`ChannelsLastFlatten`: a vector to an NCHW map, read in (H, W, C) order."""
+    """Inverse of :class:`ChannelsLastFlatten`: a vector to an NCHW map, read in
+    (H, W, C) order."""
 
     def __init__(self, height: int, width: int, channels: int):
         super().__init__()
@@ -138,14 +143,16 @@ class ChannelsLastUnflatten(nn.Module):
 
 
 class TorchBackend(Backend):
-    """Base of every PyTorch model: owns the networks, the device and the NumPy boundary."""
+    """Base of every PyTorch model: owns the networks, the device and the NumPy
+    boundary."""
 
     framework = "torch"
     seed_everything = staticmethod(seed_everything)
     pick_device = staticmethod(pick_device)
 
     def to_tensor(self, batch: np.ndarray) -> torch.Tensor:
-        """NumPy batch to a float tensor on the device; images go from NHWC to PyTorch's NCHW."""
+        """NumPy batch to a float tensor on the device; images go from NHWC to
+        PyTorch's NCHW."""
         tensor = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
         if tensor.ndim == 4:
             tensor = tensor.permute(0, 3, 1, 2)
@@ -172,7 +179,8 @@ class TorchBackend(Backend):
                 network.to(memory_format=torch.channels_last)
 
     def precision_scope(self, precision: str):
-        """``torch.autocast`` to bfloat16 on the model's device when ``precision="bfloat16"``.
+        """``torch.autocast`` to bfloat16 on the model's device when
+        ``precision="bfloat16"``.
 
         Weights, optimiser states and losses stay float32; matrix products and
         convolutions run in bfloat16, which CPUs with AVX-512 BF16 or AMX and
@@ -185,7 +193,8 @@ class TorchBackend(Backend):
 
     @contextlib.contextmanager
     def thread_limit(self, threads: int | None):
-        """Compute on ``threads`` CPU threads inside the context; PyTorch's own count is restored after.
+        """Compute on ``threads`` CPU threads inside the context; PyTorch's own count is
+        restored after.
 
         ``None`` keeps PyTorch's count (``OMP_NUM_THREADS`` or the machine's
         cores), capped at the CPUs this process may use.
@@ -215,7 +224,8 @@ class TorchBackend(Backend):
         return self.outputs(batch)
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """Every parameter and buffer (BatchNorm statistics included) as NumPy, keyed ``network.name``."""
+        """Every parameter and buffer (BatchNorm statistics included) as NumPy, keyed
+        ``network.name``."""
         return {
             f"{net}.{key}": value.detach().cpu().numpy().copy()
             for net, module in self.networks.items()

@@ -1,4 +1,5 @@
-"""Classical detectors from scikit-learn with ganlib's (PyOD's) API: the non-neural yardstick.
+"""Classical detectors from scikit-learn with ganlib's (PyOD's) API: the non-neural
+yardstick.
 
 Each flattens images to vectors and, like every ganlib detector, returns
 scores where higher means more anomalous, and keeps PyOD's contract
@@ -37,7 +38,8 @@ class SklearnDetector(BaseDetector):
     """
 
     def fit(self, X, y=None, *, epochs=None, validation_data=None, batch_size=None):
-        """Fit on ``X`` (images or rows, flattened); ``y`` and the training keywords are ignored."""
+        """Fit on ``X`` (images or rows, flattened); ``y`` and the training keywords
+        are ignored."""
         self._check_ignored_y(y)
         x = check_array(X, "any", "X")
         self.input_shape_ = tuple(x.shape[1:])
@@ -99,7 +101,8 @@ class PCADetector(SklearnDetector):
 
 
 class IsolationForestDetector(SklearnDetector):
-    """Isolation Forest (Liu, Ting and Zhou, 2008): anomalies are isolated by fewer random splits."""
+    """Isolation Forest (Liu, Ting and Zhou, 2008): anomalies are isolated by fewer
+    random splits."""
 
     defaults = {"n_estimators": 100}
 
@@ -143,7 +146,8 @@ class OneClassSVMDetector(SklearnDetector):
 
 
 class KNNDetector(SklearnDetector):
-    """Distance to the ``n_neighbors``-th nearest training sample (Ramaswamy et al., 2000).
+    """Distance to the ``n_neighbors``-th nearest training sample
+    (Ramaswamy et al., 2000).
 
     A training sample's own score leaves the sample itself out (scikit-learn's
     ``kneighbors()`` without arguments), so ``decision_scores_`` is not

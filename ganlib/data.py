@@ -5,11 +5,15 @@ Where a file is looked for, in order:
 1. ``$GANLIB_DATA/<dataset>/<file>`` (or the ``data_dir`` argument), laid out as
    the project's offline copy is::
 
-       <dir>/mnist/train-images-idx3-ubyte.gz      <dir>/kddcup99/kddcup.data_10_percent.gz
-       <dir>/mnist/train-labels-idx1-ubyte.gz      <dir>/kddcup99/corrected.gz
-       <dir>/mnist/t10k-images-idx3-ubyte.gz       <dir>/kddcup99/kddcup.names
-       <dir>/mnist/t10k-labels-idx1-ubyte.gz       <dir>/odds/arrhythmia.mat
-                                                   <dir>/cifar10/cifar-10-python.tar.gz
+       <dir>/mnist/train-images-idx3-ubyte.gz
+       <dir>/mnist/train-labels-idx1-ubyte.gz
+       <dir>/mnist/t10k-images-idx3-ubyte.gz
+       <dir>/mnist/t10k-labels-idx1-ubyte.gz
+       <dir>/kddcup99/kddcup.data_10_percent.gz
+       <dir>/kddcup99/corrected.gz
+       <dir>/kddcup99/kddcup.names
+       <dir>/odds/arrhythmia.mat
+       <dir>/cifar10/cifar-10-python.tar.gz
 2. the per-user cache (``~/.cache/ganlib/<dataset>/<file>`` on Linux);
 3. a download from the dataset's official URL (then a byte-identical mirror)
    into that cache, by :mod:`pooch`, which writes to a temporary file and moves
@@ -67,49 +71,93 @@ class RemoteFile:
     size: int | None = None
 
 
-_MNIST_URLS = ("http://yann.lecun.com/exdb/mnist/", "https://ossci-datasets.s3.amazonaws.com/mnist/")
+_MNIST_URLS = (
+    "http://yann.lecun.com/exdb/mnist/",
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+)
 _KDD_URL = "http://kdd.ics.uci.edu/databases/kddcup99/"
 
 REGISTRY: dict[str, RemoteFile] = {
     f.dataset + "/" + f.name: f
     for f in [
-        RemoteFile("mnist", "train-images-idx3-ubyte.gz",
-                   tuple(u + "train-images-idx3-ubyte.gz" for u in _MNIST_URLS),
-                   "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", size=9912422),
-        RemoteFile("mnist", "train-labels-idx1-ubyte.gz",
-                   tuple(u + "train-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
-                   "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", size=28881),
-        RemoteFile("mnist", "t10k-images-idx3-ubyte.gz",
-                   tuple(u + "t10k-images-idx3-ubyte.gz" for u in _MNIST_URLS),
-                   "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", size=1648877),
-        RemoteFile("mnist", "t10k-labels-idx1-ubyte.gz",
-                   tuple(u + "t10k-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
-                   "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", size=4542),
-        RemoteFile("kddcup99", "kddcup.data_10_percent.gz", (_KDD_URL + "kddcup.data_10_percent.gz",),
-                   "7bfaa8cef1350f72842018c32893e2fa4539d57efbb22f998eb74ecefc3da3b4",
-                   gunzipped_md5="eb43ac454e61166f88aad7943ef1e079"),
-        RemoteFile("kddcup99", "corrected.gz", (_KDD_URL + "corrected.gz",),
-                   "74f0daef49b242badc09f2adbd457dea6a45b4f77177efbd11216d333651044b",
-                   gunzipped_md5="ec403704b5d9a59184adf1099372b160"),
-        RemoteFile("kddcup99", "kddcup.names", (_KDD_URL + "kddcup.names",),
-                   "24ad45a4c5de85cd73bcc81cf4965a58bbf3e83b48c6e6d3b0284119e7d42efd"),
+        RemoteFile(
+            "mnist",
+            "train-images-idx3-ubyte.gz",
+            tuple(u + "train-images-idx3-ubyte.gz" for u in _MNIST_URLS),
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            size=9912422,
+        ),
+        RemoteFile(
+            "mnist",
+            "train-labels-idx1-ubyte.gz",
+            tuple(u + "train-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
+            "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            size=28881,
+        ),
+        RemoteFile(
+            "mnist",
+            "t10k-images-idx3-ubyte.gz",
+            tuple(u + "t10k-images-idx3-ubyte.gz" for u in _MNIST_URLS),
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            size=1648877,
+        ),
+        RemoteFile(
+            "mnist",
+            "t10k-labels-idx1-ubyte.gz",
+            tuple(u + "t10k-labels-idx1-ubyte.gz" for u in _MNIST_URLS),
+            "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+            size=4542,
+        ),
+        RemoteFile(
+            "kddcup99",
+            "kddcup.data_10_percent.gz",
+            (_KDD_URL + "kddcup.data_10_percent.gz",),
+            "7bfaa8cef1350f72842018c32893e2fa4539d57efbb22f998eb74ecefc3da3b4",
+            gunzipped_md5="eb43ac454e61166f88aad7943ef1e079",
+        ),
+        RemoteFile(
+            "kddcup99",
+            "corrected.gz",
+            (_KDD_URL + "corrected.gz",),
+            "74f0daef49b242badc09f2adbd457dea6a45b4f77177efbd11216d333651044b",
+            gunzipped_md5="ec403704b5d9a59184adf1099372b160",
+        ),
+        RemoteFile(
+            "kddcup99",
+            "kddcup.names",
+            (_KDD_URL + "kddcup.names",),
+            "24ad45a4c5de85cd73bcc81cf4965a58bbf3e83b48c6e6d3b0284119e7d42efd",
+        ),
         # ODDS publishes the file through a file-sharing link; PyOD's repository
         # keeps the same bytes (same sha256) at a stable address.
-        RemoteFile("odds", "arrhythmia.mat",
-                   ("https://raw.githubusercontent.com/yzhao062/pyod/master/notebooks/data/arrhythmia.mat",),
-                   "e4d47e499591ae31e5d7f0cd983367092353eac240f48e14c9b36457edb3460d", size=105540),
-        RemoteFile("cifar10", "cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-                   "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce", size=170498071),
+        RemoteFile(
+            "odds",
+            "arrhythmia.mat",
+            (
+                "https://raw.githubusercontent.com/yzhao062/pyod/master/notebooks/data/arrhythmia.mat",
+            ),
+            "e4d47e499591ae31e5d7f0cd983367092353eac240f48e14c9b36457edb3460d",
+            size=105540,
+        ),
+        RemoteFile(
+            "cifar10",
+            "cifar-10-python.tar.gz",
+            ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+            "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            size=170498071,
+        ),
     ]
 }
 
 
-# --------------------------------------------------------------------------- finding and verifying files
+# ---------------------------------------------------------- finding and verifying files
 
 
 def cache_dir() -> Path:
-    """The per-user download cache, ``~/.cache/ganlib`` on Linux (the folder ``pooch.os_cache`` picks)."""
-    import platformdirs  # pooch's own dependency; importing pooch itself here would load tqdm.auto
+    """The per-user download cache, ``~/.cache/ganlib`` on Linux (the folder
+    ``pooch.os_cache`` picks)."""
+    # pooch's own dependency; importing pooch itself here would load tqdm.auto
+    import platformdirs
 
     return Path(platformdirs.user_cache_dir("ganlib"))
 
@@ -124,7 +172,8 @@ def _hash_file(path: Path, algorithm: str = "sha256", gunzip: bool = False) -> s
 
 
 def verify(path: str | os.PathLike, entry: RemoteFile) -> Path:
-    """Check ``path`` against ``entry``'s known hash; raise :class:`DataIntegrityError` if not.
+    """Check ``path`` against ``entry``'s known hash; raise
+    :class:`DataIntegrityError` if not.
 
     Shown in chapters/01_setting.ipynb.
     """
@@ -132,7 +181,9 @@ def verify(path: str | os.PathLike, entry: RemoteFile) -> Path:
     actual = _hash_file(path)
     if actual == entry.sha256:
         return path
-    message = f"{path} is corrupt or incomplete: expected sha256 {entry.sha256}, got {actual}"
+    message = (
+        f"{path} is corrupt or incomplete: expected sha256 {entry.sha256}, got {actual}"
+    )
     if entry.gunzipped_md5:
         try:
             content_md5 = _hash_file(path, "md5", gunzip=True)
@@ -140,15 +191,23 @@ def verify(path: str | os.PathLike, entry: RemoteFile) -> Path:
             content_md5 = f"unreadable gzip stream ({error})"
         if content_md5 == entry.gunzipped_md5:
             return path
-        message += f"; expected md5 of the decompressed records {entry.gunzipped_md5}, got {content_md5}"
+        message += (
+            f"; expected md5 of the decompressed records {entry.gunzipped_md5}, "
+            f"got {content_md5}"
+        )
     size = path.stat().st_size
     if entry.size is not None and size != entry.size:
         message += f"; expected {entry.size} bytes, found {size}"
-    raise DataIntegrityError(message + ". The file was not used: delete it and fetch it again.")
+    raise DataIntegrityError(
+        message + ". The file was not used: delete it and fetch it again."
+    )
 
 
-def fetch(key: str, data_dir: str | os.PathLike | None = None, entry: RemoteFile | None = None) -> Path:
-    """Return the verified local path of registry file ``key`` (e.g. ``"mnist/t10k-labels-idx1-ubyte.gz"``).
+def fetch(
+    key: str, data_dir: str | os.PathLike | None = None, entry: RemoteFile | None = None
+) -> Path:
+    """Return the verified local path of registry file ``key`` (e.g.
+    ``"mnist/t10k-labels-idx1-ubyte.gz"``).
 
     ``data_dir`` overrides ``$GANLIB_DATA``.  ``entry`` overrides the registry
     (the tests use it for archives they write themselves).
@@ -156,7 +215,9 @@ def fetch(key: str, data_dir: str | os.PathLike | None = None, entry: RemoteFile
     entry = entry or REGISTRY[key]
     searched: list[Path] = []
     root = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
-    for folder in ([Path(root).expanduser() / entry.dataset] if root else []) + [cache_dir() / entry.dataset]:
+    for folder in ([Path(root).expanduser() / entry.dataset] if root else []) + [
+        cache_dir() / entry.dataset
+    ]:
         searched.append(folder)
         if (folder / entry.name).is_file():
             return verify(folder / entry.name, entry)
@@ -205,8 +266,11 @@ def _read_idx(path: Path, magic: int, shape_tail: tuple[int, ...]) -> np.ndarray
 
 
 @functools.lru_cache(maxsize=8)
-def _read_idx_cached(path: Path, size: int, mtime_ns: int, magic: int, shape_tail: tuple[int, ...]) -> np.ndarray:
-    """Parse a verified IDX file once per process; the array is read-only, so the cache cannot be altered."""
+def _read_idx_cached(
+    path: Path, size: int, mtime_ns: int, magic: int, shape_tail: tuple[int, ...]
+) -> np.ndarray:
+    """Parse a verified IDX file once per process; the array is read-only, so the
+    cache cannot be altered."""
     with gzip.open(path, "rb") as handle:
         raw = handle.read()
     header = 4 * (1 + 1 + len(shape_tail))
@@ -214,9 +278,17 @@ def _read_idx_cached(path: Path, size: int, mtime_ns: int, magic: int, shape_tai
     if found != magic:
         raise DataIntegrityError(f"{path}: IDX magic number {found}, expected {magic}")
     count = int.from_bytes(raw[4:8], "big")
-    dims = tuple(int.from_bytes(raw[8 + 4 * i : 12 + 4 * i], "big") for i in range(len(shape_tail)))
-    if dims != shape_tail or len(raw) != header + count * int(np.prod(shape_tail, dtype=int)):
-        raise DataIntegrityError(f"{path}: IDX header says {count} x {dims}, file holds {len(raw) - header} bytes")
+    dims = tuple(
+        int.from_bytes(raw[8 + 4 * i : 12 + 4 * i], "big")
+        for i in range(len(shape_tail))
+    )
+    if dims != shape_tail or len(raw) != header + count * int(
+        np.prod(shape_tail, dtype=int)
+    ):
+        raise DataIntegrityError(
+            f"{path}: IDX header says {count} x {dims}, "
+            f"file holds {len(raw) - header} bytes"
+        )
     array = np.frombuffer(raw, np.uint8, offset=header).reshape((count, *shape_tail))
     array.setflags(write=False)
     return array
@@ -231,10 +303,16 @@ def load_mnist(data_dir: str | os.PathLike | None = None):
     """
     out = []
     for prefix in ("train", "t10k"):
-        images = _read_idx(fetch(f"mnist/{prefix}-images-idx3-ubyte.gz", data_dir), 2051, (28, 28))
-        labels = _read_idx(fetch(f"mnist/{prefix}-labels-idx1-ubyte.gz", data_dir), 2049, ())
+        images = _read_idx(
+            fetch(f"mnist/{prefix}-images-idx3-ubyte.gz", data_dir), 2051, (28, 28)
+        )
+        labels = _read_idx(
+            fetch(f"mnist/{prefix}-labels-idx1-ubyte.gz", data_dir), 2049, ()
+        )
         if len(images) != len(labels):
-            raise DataIntegrityError(f"MNIST {prefix}: {len(images)} images but {len(labels)} labels")
+            raise DataIntegrityError(
+                f"MNIST {prefix}: {len(images)} images but {len(labels)} labels"
+            )
         out.append((images, labels))
     return tuple(out)
 
@@ -242,8 +320,11 @@ def load_mnist(data_dir: str | os.PathLike | None = None):
 # --------------------------------------------------------------------------- KDDCup99
 
 
-def kddcup99_columns(data_dir: str | os.PathLike | None = None) -> tuple[list[str], set[str]]:
-    """The 41 feature names of ``kddcup.names`` plus ``"label"``, and the set of symbolic features."""
+def kddcup99_columns(
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[list[str], set[str]]:
+    """The 41 feature names of ``kddcup.names`` plus ``"label"``, and the set of
+    symbolic features."""
     text = fetch("kddcup99/kddcup.names", data_dir).read_text(encoding="ascii")
     names, symbolic = [], set()
     for line in text.splitlines()[1:]:  # the first line lists the attack types
@@ -254,7 +335,9 @@ def kddcup99_columns(data_dir: str | os.PathLike | None = None) -> tuple[list[st
         if kind == "symbolic":
             symbolic.add(name)
     if len(names) != 41:
-        raise DataIntegrityError(f"kddcup.names lists {len(names)} features, expected 41")
+        raise DataIntegrityError(
+            f"kddcup.names lists {len(names)} features, expected 41"
+        )
     return names + ["label"], symbolic
 
 
@@ -274,29 +357,49 @@ def load_kddcup99(subset: str = "10percent", data_dir: str | os.PathLike | None 
     columns, _ = kddcup99_columns(data_dir)
     frame = pd.read_csv(path, header=None, names=columns, compression="gzip")
     if frame.shape[1] != 42 or frame.isna().any().any():
-        raise DataIntegrityError(f"{path}: expected 42 complete comma-separated fields per record")
+        raise DataIntegrityError(
+            f"{path}: expected 42 complete comma-separated fields per record"
+        )
     return frame
 
 
-# --------------------------------------------------------------------------- ODDS Arrhythmia
+# ---------------------------------------------------------------------- ODDS Arrhythmia
 
 
 def load_arrhythmia(data_dir: str | os.PathLike | None = None):
-    """ODDS Arrhythmia as ``(X, y)``: 452 x 274 float64 features and 0/1 labels (1 = outlier, 66 of them)."""
+    """ODDS Arrhythmia as ``(X, y)``: 452 x 274 float64 features and 0/1 labels
+    (1 = outlier, 66 of them)."""
     from scipy.io import loadmat
 
     path = fetch("odds/arrhythmia.mat", data_dir)
     mat = loadmat(path)
-    x, y = np.asarray(mat["X"], dtype=np.float64), np.asarray(mat["y"]).ravel().astype(np.int64)
+    x, y = (
+        np.asarray(mat["X"], dtype=np.float64),
+        np.asarray(mat["y"]).ravel().astype(np.int64),
+    )
     if x.shape != (452, 274) or y.shape != (452,):
-        raise DataIntegrityError(f"{path}: expected X 452x274 and y of 452 labels, got {x.shape} and {y.shape}")
+        raise DataIntegrityError(
+            f"{path}: expected X 452x274 and y of 452 labels, "
+            f"got {x.shape} and {y.shape}"
+        )
     return x, y
 
 
 # --------------------------------------------------------------------------- CIFAR-10
 
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_CLASSES = (
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+)
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -307,19 +410,27 @@ class _ArrayUnpickler(pickle.Unpickler):
     """
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"), ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
     }
 
     def find_class(self, module, name):
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
-        raise DataIntegrityError(f"CIFAR-10 batch refers to {module}.{name}, which a data batch never needs")
+        raise DataIntegrityError(
+            f"CIFAR-10 batch refers to {module}.{name}, which a data batch never needs"
+        )
 
 
-def load_cifar10(data_dir: str | os.PathLike | None = None, *, entry: RemoteFile | None = None):
-    """CIFAR-10 as ``(x_train, y_train), (x_test, y_test)`` from the official python archive.
+def load_cifar10(
+    data_dir: str | os.PathLike | None = None, *, entry: RemoteFile | None = None
+):
+    """CIFAR-10 as ``(x_train, y_train), (x_test, y_test)`` from its python archive.
 
     Images are ``uint8`` arrays of shape ``(n, 32, 32, 3)`` (50000 train, 10000
     test); labels are integers 0-9 naming :data:`CIFAR10_CLASSES`.  The 163 MB
@@ -332,18 +443,28 @@ def load_cifar10(data_dir: str | os.PathLike | None = None, *, entry: RemoteFile
     with tarfile.open(path, "r:gz") as archive:
         for member in archive.getmembers():
             base = os.path.basename(member.name)
-            if member.isfile() and (base.startswith("data_batch_") or base == "test_batch"):
-                batches[base] = _ArrayUnpickler(io.BytesIO(archive.extractfile(member).read()), encoding="bytes").load()
+            if member.isfile() and (
+                base.startswith("data_batch_") or base == "test_batch"
+            ):
+                batches[base] = _ArrayUnpickler(
+                    io.BytesIO(archive.extractfile(member).read()), encoding="bytes"
+                ).load()
     expected = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     missing = [name for name in expected if name not in batches]
     if missing:
         raise DataIntegrityError(f"{path}: archive lacks {missing}")
 
     def stack(names):
-        data = np.concatenate([np.asarray(batches[n][b"data"], dtype=np.uint8) for n in names])
-        labels = np.concatenate([np.asarray(batches[n][b"labels"], dtype=np.int64) for n in names])
+        data = np.concatenate(
+            [np.asarray(batches[n][b"data"], dtype=np.uint8) for n in names]
+        )
+        labels = np.concatenate(
+            [np.asarray(batches[n][b"labels"], dtype=np.int64) for n in names]
+        )
         if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
-            raise DataIntegrityError(f"{path}: batches must hold rows of 3072 bytes, one label each")
+            raise DataIntegrityError(
+                f"{path}: batches must hold rows of 3072 bytes, one label each"
+            )
         return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
     return stack(expected[:5]), stack(expected[5:])

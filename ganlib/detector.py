@@ -1,4 +1,4 @@
-"""The framework-neutral detector: everything the five papers' detectors share, written once.
+"""The framework-neutral detector: what the five papers' detectors share, written once.
 
 Two classes, after PyOD's ``BaseDetector`` and scikit-learn's estimator
 conventions:
@@ -54,14 +54,16 @@ FORMAT_VERSION = 2
 
 
 def check_framework(framework: str) -> str:
-    """Return ``framework`` if it is ``"torch"`` or ``"keras"``, else raise a ``ValueError``."""
+    """Return ``framework`` if it is ``"torch"`` or ``"keras"``, else raise a
+    ``ValueError``."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {FRAMEWORKS}, got {framework!r}")
     return framework
 
 
 def check_choice(value, options: tuple, name: str):
-    """Return ``value`` if it is one of ``options``, else raise a ``ValueError`` naming them."""
+    """Return ``value`` if it is one of ``options``, else raise a ``ValueError``
+    naming them."""
     if value not in options:
         raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
     return value
@@ -158,7 +160,7 @@ def _global_random_state_kept():
 
 
 def _type_error(owner: str, name: str, default, value) -> TypeError | None:
-    """The error for a hyper-parameter whose value has another type than its default, or None."""
+    """The error for a hyper-parameter of another type than its default, or None."""
     number = (int, float, np.integer, np.floating)
     if default is None or value is None and isinstance(default, number):
         return None  # a default of None is checked by the model; numbers may be None
@@ -186,7 +188,8 @@ def _type_error(owner: str, name: str, default, value) -> TypeError | None:
 
 
 class BaseDetector:
-    """The contract of every detector in the book (PyOD's ``BaseDetector``; scikit-learn's params).
+    """The contract of every detector in the book: PyOD's ``BaseDetector`` with
+    scikit-learn's parameter conventions.
 
     Parameters
     ----------
@@ -233,10 +236,11 @@ class BaseDetector:
         self.history_: dict[str, list] = {}
         self.input_shape_: tuple[int, ...] | None = None
 
-    # ------------------------------------------------------------------ hyper-parameters
+    # ----------------------------------------------------------------- hyper-parameters
 
     def validated_hyperparameters(self, given: dict) -> dict:
-        """``defaults`` updated with ``given``, after every check: names, types, choices, ranges."""
+        """``defaults`` updated with ``given``, after every check: names, types,
+        choices, ranges."""
         name = type(self).__name__
         unknown = sorted(set(given) - set(self.defaults))
         if unknown:
@@ -257,17 +261,19 @@ class BaseDetector:
         return hp
 
     def check_hyperparameters(self, hp: dict) -> None:
-        """Model-specific checks (ranges, combinations); raise ``ValueError`` naming the rule."""
+        """Model-specific checks (ranges, combinations); raise ``ValueError`` naming
+        the rule."""
 
     def get_params(self, deep: bool = True) -> dict:
-        """The constructor's arguments and every hyper-parameter (scikit-learn's convention)."""
+        """The constructor's arguments and every hyper-parameter (as scikit-learn)."""
         return {
             **{name: getattr(self, name) for name in self.base_parameters},
             **self.hyperparameters,
         }
 
     def set_params(self, **params):
-        """Change constructor arguments or hyper-parameters; checks them all and clears the fit."""
+        """Change constructor arguments or hyper-parameters; checks them all and
+        clears the fit."""
         valid = set(self.get_params())
         unknown = sorted(set(params) - valid)
         if unknown:
@@ -279,7 +285,8 @@ class BaseDetector:
         return self
 
     def __sklearn_tags__(self):
-        """scikit-learn's estimator tags (1.6 and later): an outlier detector, ``y`` optional.
+        """scikit-learn's estimator tags (1.6 and later): an outlier detector, ``y``
+        optional.
 
         Declared here rather than inherited from ``sklearn.base.BaseEstimator``,
         whose parameter introspection cannot read ``**hyperparameters``.
@@ -308,7 +315,7 @@ class BaseDetector:
     # ------------------------------------------------------------------ PyOD's contract
 
     def fit(self, X, y=None, **kwargs):
-        """Train on ``X`` (normal samples, or mostly normal); ``y`` is ignored, as in PyOD."""
+        """Train on (mostly) normal samples ``X``; ``y`` is ignored, as in PyOD."""
         raise NotImplementedError
 
     def decision_function(self, X) -> np.ndarray:
@@ -316,12 +323,13 @@ class BaseDetector:
         raise NotImplementedError
 
     def score_variants(self, X) -> dict[str, np.ndarray]:
-        """Every score the model defines, keyed by ``score_names`` (one pass where possible)."""
+        """The model's scores, keyed by ``score_names`` (one pass where possible)."""
         name = self.hyperparameters.get("score", "score")
         return {name: self.decision_function(X)}
 
     def fit_threshold(self, X) -> None:
-        """Set ``decision_scores_``, ``threshold_`` and ``labels_`` from the training samples ``X``.
+        """Set ``decision_scores_``, ``threshold_`` and ``labels_`` from the training
+        samples ``X``.
 
         PyOD's rule: the threshold is the ``1 - contamination`` quantile of the
         training scores.  :meth:`fit` calls it; a model that changes its weights
@@ -338,12 +346,14 @@ class BaseDetector:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
 
     def predict(self, X) -> np.ndarray:
-        """0 (normal) or 1 (anomaly) per sample: 1 where the score exceeds ``threshold_``."""
+        """0 (normal) or 1 (anomaly) per sample: 1 where the score exceeds
+        ``threshold_``."""
         self._check_fitted()
         return (self.decision_function(X) > self.threshold_).astype(np.int64)
 
     def predict_proba(self, X, method: str = "linear") -> np.ndarray:
-        """Probabilities of ``[normal, anomaly]`` per sample, shape ``(n, 2)``, rows summing to 1.
+        """Probabilities of ``[normal, anomaly]`` per sample, shape ``(n, 2)``, rows
+        summing to 1.
 
         As PyOD: ``"linear"`` min-max scales the scores by the training scores'
         range; ``"unify"`` maps them through the Gaussian error function of
@@ -459,7 +469,8 @@ class Detector(BaseDetector):
     # ------------------------------------------------------------------ building
 
     def build(self, input_shape: tuple[int, ...]):
-        """Build the framework model for samples of ``input_shape``; returns it (also ``backend``).
+        """Build the framework model for samples of ``input_shape``; returns it (also
+        ``backend``).
 
         A public hook: chapters build untrained networks with it to show their
         sizes, and subclasses extend it.
@@ -475,7 +486,8 @@ class Detector(BaseDetector):
 
     @property
     def backend(self):
-        """The framework model (networks, optimisers, training step); available after ``fit`` or ``load``."""
+        """The framework model (networks, optimisers, training step); available after
+        ``fit`` or ``load``."""
         if self._backend is None:
             raise RuntimeError(
                 f"{type(self).__name__} has no networks yet: call fit() or load() first"
@@ -484,7 +496,8 @@ class Detector(BaseDetector):
 
     @contextlib.contextmanager
     def compute_scope(self):
-        """The context every training step and scoring pass runs in: threads and precision.
+        """The context every training step and scoring pass runs in: threads and
+        precision.
 
         PyTorch's thread count is set to ``threads`` and restored on exit;
         with ``precision="bfloat16"`` the networks compute in bfloat16.
@@ -507,7 +520,8 @@ class Detector(BaseDetector):
         validation_data=None,
         batch_size: int | None = None,
     ):
-        """Train on ``X`` (normal samples only; ``y`` is ignored as in PyOD) and return ``self``.
+        """Train on ``X`` (normal samples only; ``y`` is ignored as in PyOD) and return
+        ``self``.
 
         ``validation_data=(x_val, y_val)`` is evaluated after every epoch by
         :meth:`validation_values`, and two selection rules track their best
@@ -566,7 +580,8 @@ class Detector(BaseDetector):
             if self.verbose:
                 print(
                     f"{type(self).__name__} ({self.framework}) training on "
-                    f"{backend.device_name}, {backend.current_threads()} CPU thread(s); "
+                    f"{backend.device_name}, "
+                    f"{backend.current_threads()} CPU thread(s); "
                     f"selection: {in_force}{self._criterion_text(criteria, in_force)}"
                 )
             bar = tqdm(
@@ -579,7 +594,9 @@ class Detector(BaseDetector):
                 self._record(
                     epoch=epoch, **self._train_one_epoch(x, batch_size, rng, epoch)
                 )
-                backend.end_of_epoch(x, batch_size)  # e.g. statistics of averaged weights
+                backend.end_of_epoch(
+                    x, batch_size
+                )  # e.g. statistics of averaged weights
                 if x_val is not None:
                     self._record(**self.validation_values(x_val, y_val))
                     for rule, (key, higher) in criteria.items():
@@ -603,7 +620,8 @@ class Detector(BaseDetector):
                     and in_force in best
                     and epoch - best[in_force][1] >= patience
                 ):
-                    break  # `patience` epochs in a row without improving the rule in force
+                    # `patience` epochs in a row without improving the rule in force
+                    break
             bar.close()
         self._selected = {
             rule: (epoch, weights) for rule, (_, epoch, weights) in best.items()
@@ -637,15 +655,15 @@ class Detector(BaseDetector):
                 if not np.isfinite(value):
                     raise FloatingPointError(
                         f"{type(self).__name__}: loss '{name}' became {value} at epoch "
-                        f"{epoch}, batch {n_batches + 1}; lower the learning rate or check "
-                        "the input scaling"
+                        f"{epoch}, batch {n_batches + 1}; lower the learning rate or "
+                        "check the input scaling"
                     )
                 sums[name] = sums.get(name, 0.0) + float(value)
             n_batches += 1
         return {name: total / max(n_batches, 1) for name, total in sums.items()}
 
     def selection_criteria(self, y_val) -> dict[str, tuple[str, bool]]:
-        """The rules that validation labels ``y_val`` allow: rule -> (history key, higher is better)."""
+        """Rules the labels ``y_val`` allow: rule -> (history key, higher is better)."""
         criteria = {}
         if y_val is None:
             return criteria
@@ -683,7 +701,8 @@ class Detector(BaseDetector):
         return self.selection
 
     def use_selection(self, rule: str):
-        """Keep the weights that selection rule ``rule`` chose during :meth:`fit`; returns ``self``.
+        """Keep the weights that selection rule ``rule`` chose during :meth:`fit`;
+        returns ``self``.
 
         Also sets ``best_epoch_``, ``selection_`` and the PyOD attributes
         (``decision_scores_``, ``threshold_``, ``labels_``) for those weights.
@@ -720,7 +739,8 @@ class Detector(BaseDetector):
         self.best_epoch_ = epoch
 
     def on_epoch_end(self, epoch: int, x, x_val, y_val) -> None:
-        """Called after every epoch (and its validation); a model with an epoch-dependent schedule overrides it."""
+        """Called after every epoch (and its validation); a model with an
+        epoch-dependent schedule overrides it."""
 
     def _record(self, **values) -> None:
         for key, value in values.items():
@@ -745,11 +765,12 @@ class Detector(BaseDetector):
     # ------------------------------------------------------------------ scoring
 
     def to_model_space(self, X) -> np.ndarray:
-        """What the networks take, from an input in the detector's input range (identity here)."""
+        """What the networks take, from an input in the detector's input range
+        (identity here)."""
         return np.asarray(X, dtype=np.float32)
 
     def model_outputs(self, X) -> dict[str, np.ndarray]:
-        """The networks' outputs on ``X`` in inference mode, batch by batch, concatenated."""
+        """The networks' outputs on ``X`` in inference mode, batch by batch, joined."""
         x = check_array(X, self.input_kind, "X", input_shape=self._fitted_shape())
         parts: dict[str, list] = {}
         with self.compute_scope():
@@ -766,7 +787,8 @@ class Detector(BaseDetector):
         return self.scores_from_outputs(x, outputs)[self.hyperparameters["score"]]
 
     def scores_from_outputs(self, x, outputs) -> dict[str, np.ndarray]:
-        """Every score of ``score_names`` from one set of network outputs (models override)."""
+        """Every score of ``score_names`` from one set of network outputs (models
+        override)."""
         raise NotImplementedError
 
     def decision_function(self, X) -> np.ndarray:
@@ -805,7 +827,8 @@ class Detector(BaseDetector):
     # ------------------------------------------------------------------ saving
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Save weights, settings and threshold to one ``.npz`` file, tagged with the model and framework."""
+        """Save weights, settings and threshold to one ``.npz`` file, tagged with the
+        model and framework."""
         meta = {
             "format": FORMAT_TAG,
             "version": FORMAT_VERSION,
@@ -879,7 +902,8 @@ class Detector(BaseDetector):
 
 
 class TabularOrImageDetector(Detector):
-    """A detector with two network families, chosen by the input's rank: tabular ``(n, features)`` or images.
+    """A detector with two network families, chosen by the input's rank: tabular
+    ``(n, features)`` or images.
 
     EGBAD and ALAD ship fully connected networks for tabular data and
     convolutional ones for images, each with its own official defaults.
@@ -893,7 +917,8 @@ class TabularOrImageDetector(Detector):
     input_kind = "tabular"
 
     def validated_hyperparameters(self, given: dict) -> dict:
-        """As :meth:`BaseDetector.validated_hyperparameters`; a ``None`` default is typed by its families."""
+        """As :meth:`BaseDetector.validated_hyperparameters`; a ``None`` default is
+        typed by its families."""
         hp = super().validated_hyperparameters(given)
         for family in self.family_defaults.values():
             for key, default in family.items():
@@ -904,7 +929,8 @@ class TabularOrImageDetector(Detector):
         return hp
 
     def check_image_shape(self, shape: tuple) -> None:
-        """Raise a ``ValueError`` if the image networks cannot take images of ``shape`` (n, h, w, c)."""
+        """Raise a ``ValueError`` if the image networks cannot take images of
+        ``shape`` (n, h, w, c)."""
 
     def _kind_of(self, shape) -> str:
         if len(shape) == 2:
@@ -918,7 +944,8 @@ class TabularOrImageDetector(Detector):
         )
 
     def resolved_hyperparameters(self, kind: str) -> dict:
-        """The hyper-parameters with the family defaults (where ``None``) filled in for ``kind``."""
+        """The hyper-parameters with the family defaults (where ``None``) filled in
+        for ``kind``."""
         family = self.family_defaults[kind]
         return {
             k: (family[k] if v is None and k in family else v)
@@ -926,7 +953,8 @@ class TabularOrImageDetector(Detector):
         }
 
     def build(self, input_shape):
-        """Build the network family that samples of ``input_shape`` need (see :meth:`Detector.build`)."""
+        """Build the network family that samples of ``input_shape`` need (see
+        :meth:`Detector.build`)."""
         self.input_kind = self._kind_of((None, *input_shape))
         saved = self.hyperparameters
         self.hyperparameters = self.resolved_hyperparameters(self.input_kind)
@@ -936,7 +964,8 @@ class TabularOrImageDetector(Detector):
             self.hyperparameters = saved
 
     def fit(self, X, y=None, *, epochs=None, validation_data=None, batch_size=None):
-        """Train on normal samples ``X`` with the network family of its rank (see :meth:`Detector.fit`)."""
+        """Train on normal samples ``X`` with the network family of its rank (see
+        :meth:`Detector.fit`)."""
         if isinstance(X, (str, bytes)) or X is None:
             raise TypeError(f"X must be a NumPy array, got {type(X).__name__}")
         self.input_kind = self._kind_of(np.shape(X))

@@ -1,9 +1,11 @@
-"""Show ganlib's own source inside the book, so the chapters can never drift from the library.
+"""Show ganlib's own source in the book, so that chapters never drift from the library.
 
-``show_source(obj)`` returns a Markdown code block.  Jupyter, Colab and the
-HTML book (MyST-NB renders ``text/markdown`` outputs) all display it as
-highlighted Python, and its plain-text form is the source itself, so
-``pytest --nbval`` compares it strictly.
+``show_source(obj)`` returns a Markdown code block inside a foldable HTML
+``<details>`` element, its summary naming what is shown.  Jupyter, Colab and
+the HTML book (MyST-NB renders ``text/markdown`` outputs) all display it as
+highlighted Python that the reader can fold; a block longer than
+:data:`FOLD_OVER` lines starts folded.  Its plain-text form is the source
+itself, so ``pytest --nbval`` compares it strictly.
 
 An object can also be named by a string, ``"ganlib.alad.keras_model:train_step"``
 (module, a colon, then the qualified name).  The source is then read from the
@@ -14,26 +16,44 @@ on a machine that has only PyTorch installed, and the other way round.
 from __future__ import annotations
 
 import ast
+import html
 import importlib.util
 import inspect
 from pathlib import Path
 
+#: Blocks longer than this many lines start folded; shorter ones start open.
+FOLD_OVER = 40
+
 
 class SourceBlock:
-    """Source code that renders as a highlighted block in notebooks and in the HTML book."""
+    """Source code shown as a foldable, highlighted block in notebooks and the book.
 
-    def __init__(self, source: str, title: str):
+    ``folded=None`` folds a block longer than :data:`FOLD_OVER` lines and opens
+    a shorter one; ``True`` or ``False`` decides it.
+    """
+
+    def __init__(self, source: str, title: str, folded: bool | None = None):
         self.source, self.title = source, title
+        self.lines = len(source.splitlines())
+        self.folded = self.lines > FOLD_OVER if folded is None else bool(folded)
 
     def _repr_markdown_(self) -> str:
-        return f"**`{self.title}`**\n\n```python\n{self.source}\n```"
+        # An HTML block, a blank line, then Markdown: CommonMark (Jupyter, Colab)
+        # and MyST (the HTML book) both render the fenced code inside <details>.
+        state = "" if self.folded else " open"
+        summary = f"<code>{html.escape(self.title)}</code> ({self.lines} lines)"
+        return (
+            f"<details{state}>\n<summary>{summary}</summary>\n\n"
+            f"```python\n{self.source}\n```\n\n</details>"
+        )
 
     def __repr__(self) -> str:
         return f"# {self.title}\n{self.source}"
 
 
 def source_of_name(reference: str) -> tuple[str, str]:
-    """Source and title of ``"package.module:Qual.name"`` (or ``"package.module"``), read without importing.
+    """Source and title of ``"package.module:Qual.name"`` (or ``"package.module"``),
+    read without importing.
 
     >>> source, title = source_of_name("ganlib.metrics:auroc")
     >>> title, source.startswith("def auroc(")
@@ -71,11 +91,14 @@ def source_of_name(reference: str) -> tuple[str, str]:
     ).rstrip(), f"{module_name}.{qualname}"
 
 
-def show_source(*objects) -> SourceBlock:
-    """Source of one or more ganlib functions, classes or modules, as one displayable block.
+def show_source(*objects, folded: bool | None = None) -> SourceBlock:
+    """Source of ganlib functions, classes or modules, as one foldable block.
 
     Each object is a function, class or module, or a string
     ``"module:qualname"`` read without importing (see :func:`source_of_name`).
+    Prefer the functions and classes a passage discusses to a whole module.
+    ``folded`` as in :class:`SourceBlock`: by default a block longer than
+    :data:`FOLD_OVER` lines starts folded.
 
     >>> from ganlib import metrics
     >>> block = show_source(metrics.auroc)
@@ -98,4 +121,4 @@ def show_source(*objects) -> SourceBlock:
             source = inspect.getsource(obj).rstrip()
         parts.append(source)
         titles.append(name)
-    return SourceBlock("\n\n\n".join(parts), ", ".join(titles))
+    return SourceBlock("\n\n\n".join(parts), ", ".join(titles), folded)

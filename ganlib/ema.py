@@ -1,9 +1,11 @@
-"""Exponential moving averages of network weights (Polyak averaging), with each framework's own machinery.
+"""Exponential moving averages of network weights (Polyak averaging), with each
+framework's own machinery.
 
 EGBAD and ALAD (Zenati et al., 2018) train with Adam and *score* with an
 exponential moving average of every network's weights,
 
-.. math:: \\bar\\theta_t = \\beta\\,\\bar\\theta_{t-1} + (1 - \\beta)\\,\\theta_t, \\qquad \\beta = 0.999,
+.. math:: \\bar\\theta_t = \\beta\\,\\bar\\theta_{t-1} + (1 - \\beta)\\,\\theta_t,
+          \\qquad \\beta = 0.999,
 
 updated after each optimiser step (the official TF1 code's
 ``tf.train.ExponentialMovingAverage``).  Adversarial training makes the raw
@@ -71,13 +73,20 @@ def statistics_batches(x: np.ndarray, batch_size: int) -> list[np.ndarray]:
     No random draw: the same rows after every epoch and in both frameworks.
     """
     rows = x[:: max(1, len(x) // STATISTICS_ROWS)][:STATISTICS_ROWS]
-    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)
-            if len(rows[i:i + batch_size]) > 1]
+    return [
+        rows[i : i + batch_size]
+        for i in range(0, len(rows), batch_size)
+        if len(rows[i : i + batch_size]) > 1
+    ]
 
 
 def check_decay(decay) -> float:
     """Return ``decay`` as a float if it is in [0, 1), else raise a ``ValueError``."""
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0.0 <= decay < 1.0:
+    if (
+        isinstance(decay, bool)
+        or not isinstance(decay, (int, float))
+        or not 0.0 <= decay < 1.0
+    ):
         raise ValueError(f"ema_decay must be a number in [0, 1), got {decay!r}")
     return float(decay)
 
@@ -101,7 +110,8 @@ class TorchEMA:
         # tf.train.ExponentialMovingAverage over trainable variables
         self.averages = {
             name: AveragedModel(net, multi_avg_fn=self._average, use_buffers=False)
-            for name, net in self.networks.items()}
+            for name, net in self.networks.items()
+        }
 
     def _average(self, averaged: list, current: list, updates) -> None:
         """``AveragedModel``'s update from the second on: a <- d a + (1 - d) w."""
@@ -110,7 +120,8 @@ class TorchEMA:
             average.lerp_(value, weight)
 
     def update(self, *names: str) -> None:
-        """Fold the current weights of the named networks (all when none is named) into their averages.
+        """Fold the current weights of the named networks (all when none is named) into
+        their averages.
 
         Shown in chapters/05_egbad.ipynb.
         """
@@ -119,7 +130,8 @@ class TorchEMA:
         self.fresh = False
 
     def recompute_statistics(self, forward, batches: list, names=()) -> None:
-        """BatchNorm statistics of the averaged networks, from ``forward`` over ``batches``.
+        """BatchNorm statistics of the averaged networks, from ``forward`` over
+        ``batches``.
 
         ``forward(*networks, batch)`` is the model's scoring path, called with
         the averaged copies of ``names`` (all networks when empty) in
@@ -155,18 +167,23 @@ class TorchEMA:
         module = self.averages[name].module
         if not self.fresh:
             with torch.no_grad():
-                for mine, trained in zip(module.buffers(), self.networks[name].buffers()):
+                for mine, trained in zip(
+                    module.buffers(), self.networks[name].buffers()
+                ):
                     mine.copy_(trained)
         return module.eval()
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """The averages (and each one's update count) as NumPy, keyed ``ema_<network>.<name>``.
+        """The averages (and each one's update count) as NumPy, keyed
+        ``ema_<network>.<name>``.
 
         ``ema_fresh`` says whether their BatchNorm buffers are recomputed ones.
         """
-        weights = {f"ema_{name}.{key}": value.detach().cpu().numpy().copy()
-                   for name, average in self.averages.items()
-                   for key, value in average.state_dict().items()}
+        weights = {
+            f"ema_{name}.{key}": value.detach().cpu().numpy().copy()
+            for name, average in self.averages.items()
+            for key, value in average.state_dict().items()
+        }
         return {**weights, "ema_fresh": np.array(self.fresh)}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
@@ -174,19 +191,29 @@ class TorchEMA:
 
         for name, average in self.averages.items():
             prefix = f"ema_{name}."
-            state = {k[len(prefix):]: torch.from_numpy(np.asarray(v)) for k, v in weights.items() if k.startswith(prefix)}
+            state = {
+                k[len(prefix) :]: torch.from_numpy(np.asarray(v))
+                for k, v in weights.items()
+                if k.startswith(prefix)
+            }
             average.load_state_dict(state, strict=True)
         self.fresh = bool(weights.get("ema_fresh", False))
 
 
 def keras_adam(learning_rate: float, beta_1: float, ema_decay: float | None = None):
-    """Adam as PyTorch configures it (epsilon 1e-8), keeping weight averages when ``ema_decay`` is given."""
+    """Adam as PyTorch configures it (epsilon 1e-8), keeping weight averages when
+    ``ema_decay`` is given."""
     import keras
 
     if ema_decay is None:
         return keras.optimizers.Adam(learning_rate, beta_1=beta_1, epsilon=1e-8)
-    return keras.optimizers.Adam(learning_rate, beta_1=beta_1, epsilon=1e-8,
-                                 use_ema=True, ema_momentum=check_decay(ema_decay))
+    return keras.optimizers.Adam(
+        learning_rate,
+        beta_1=beta_1,
+        epsilon=1e-8,
+        use_ema=True,
+        ema_momentum=check_decay(ema_decay),
+    )
 
 
 def _batch_norm_layers(model) -> list:
@@ -203,7 +230,8 @@ def _batch_norm_layers(model) -> list:
 
 
 class KerasEMA:
-    """The averages that Keras optimisers built with ``use_ema=True`` keep, for several networks.
+    """The averages that Keras optimisers built with ``use_ema=True`` keep, for several
+    networks.
 
     ``pairs`` maps a name to ``(model, optimizer)``.  Each optimiser is built on
     its model's trainable variables here, and its averages start at the initial
@@ -223,20 +251,26 @@ class KerasEMA:
         self.decay = None
         for model, optimizer in self.pairs.values():
             if not getattr(optimizer, "use_ema", False):
-                raise ValueError("KerasEMA needs optimisers built with use_ema=True (see keras_adam)")
+                raise ValueError(
+                    "KerasEMA needs optimisers built with use_ema=True (see keras_adam)"
+                )
             optimizer.build(model.trainable_variables)
-            for variable, average in zip(model.trainable_variables, self._averages(optimizer)):
+            for variable, average in zip(
+                model.trainable_variables, self._averages(optimizer)
+            ):
                 average.assign(variable)
             self.decay = float(optimizer.ema_momentum)
             if self.warmup:
-                optimizer.ema_momentum = tf.Variable(self.decay, trainable=False,
-                                                     dtype=tf.float32)
+                optimizer.ema_momentum = tf.Variable(
+                    self.decay, trainable=False, dtype=tf.float32
+                )
         if self.pairs:
             self.before_step()
 
     @staticmethod
     def _averages(optimizer) -> list:
-        # Keras keeps them in this attribute; keras.callbacks.SwapEMAWeights reads the same one
+        # Keras keeps them in this attribute; keras.callbacks.SwapEMAWeights reads the
+        # same one
         return list(optimizer._model_variables_moving_average)
 
     def before_step(self) -> None:
@@ -250,7 +284,8 @@ class KerasEMA:
 
     @contextmanager
     def swapped(self, *names: str):
-        """Within the block, the named networks (all when none is named) hold their averaged weights.
+        """Within the block, the named networks (all when none is named) hold their
+        averaged weights.
 
         And the BatchNorm statistics recomputed for them, when the averages
         have not changed since (else the trained network's).  Shown in
@@ -261,11 +296,14 @@ class KerasEMA:
         for name in names:
             model, optimizer = self.pairs[name]
             saved.append((model, [np.array(v.numpy()) for v in model.weights]))
-            for variable, average in zip(model.trainable_variables, self._averages(optimizer)):
+            for variable, average in zip(
+                model.trainable_variables, self._averages(optimizer)
+            ):
                 variable.assign(average)
             if self.fresh and name in self.statistics:
-                for variable, value in zip(self._statistics_variables(model),
-                                           self.statistics[name]):
+                for variable, value in zip(
+                    self._statistics_variables(model), self.statistics[name]
+                ):
                     variable.assign(value)
         try:
             yield
@@ -276,11 +314,15 @@ class KerasEMA:
 
     @staticmethod
     def _statistics_variables(model) -> list:
-        return [v for layer in _batch_norm_layers(model)
-                for v in (layer.moving_mean, layer.moving_variance)]
+        return [
+            v
+            for layer in _batch_norm_layers(model)
+            for v in (layer.moving_mean, layer.moving_variance)
+        ]
 
     def recompute_statistics(self, forward, batches: list, names=()) -> None:
-        """BatchNorm statistics of the averaged networks, from ``forward`` over ``batches``.
+        """BatchNorm statistics of the averaged networks, from ``forward`` over
+        ``batches``.
 
         ``forward(batch, training=True)`` runs the model's scoring path; it is
         called with the averaged weights of ``names`` (all when empty)
@@ -288,7 +330,9 @@ class KerasEMA:
         statistics the plain mean over the batches, as ``update_bn`` does.
         """
         names = tuple(names) or tuple(self.pairs)
-        layers = [layer for name in names for layer in _batch_norm_layers(self.pairs[name][0])]
+        layers = [
+            layer for name in names for layer in _batch_norm_layers(self.pairs[name][0])
+        ]
         self.fresh = False  # swap in the averaged weights only, not stale statistics
         with self.swapped(*names):
             momenta = [layer.momentum for layer in layers]
@@ -301,13 +345,17 @@ class KerasEMA:
                 for layer, momentum in zip(layers, momenta):
                     layer.momentum = momentum
             self.statistics = {
-                name: [np.array(v.numpy())
-                       for v in self._statistics_variables(self.pairs[name][0])]
-                for name in names}
+                name: [
+                    np.array(v.numpy())
+                    for v in self._statistics_variables(self.pairs[name][0])
+                ]
+                for name in names
+            }
         self.fresh = True
 
     def get_weights(self) -> dict[str, np.ndarray]:
-        """The averages as NumPy, keyed ``ema_<network>.<index>``, with each optimiser's step count.
+        """The averages as NumPy, keyed ``ema_<network>.<index>``, with each optimiser's
+        step count.
 
         And the recomputed BatchNorm statistics (``ema_<network>.statistics.<index>``)
         when they match the averages.
@@ -340,7 +388,8 @@ class KerasEMA:
 
 
 class WithAverages:
-    """Mixin for a framework model that keeps moving averages in ``self.ema``: its weights include them.
+    """Mixin for a framework model that keeps moving averages in ``self.ema``: its
+    weights include them.
 
     Put it before the backend base class (``class M(WithAverages, TorchBackend)``)
     so that saving, loading and the best-epoch snapshot keep the averages,
@@ -360,7 +409,9 @@ class WithAverages:
         return {**super().get_weights(), **self.ema.get_weights()}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        super().set_weights({k: v for k, v in weights.items() if not k.startswith("ema_")})
+        super().set_weights(
+            {k: v for k, v in weights.items() if not k.startswith("ema_")}
+        )
         self.ema.set_weights(weights)
 
 
@@ -374,12 +425,14 @@ class TorchAverages(WithAverages):
         return self._forward(*map(self.ema.averaged, self.scoring_networks), batch)
 
     def raw_outputs(self, batch):
-        """The same outputs with the trained (not averaged) weights, in inference mode."""
+        """These outputs with the trained (not averaged) weights, in inference mode."""
         import torch
 
         self.train_mode(False)
         with torch.no_grad():
-            return self._forward(*(self.networks[k] for k in self.scoring_networks), batch)
+            return self._forward(
+                *(self.networks[k] for k in self.scoring_networks), batch
+            )
 
 
 class KerasAverages(WithAverages):
@@ -392,5 +445,5 @@ class KerasAverages(WithAverages):
             return self._forward(batch)
 
     def raw_outputs(self, batch):
-        """The same outputs with the trained (not averaged) weights, in inference mode."""
+        """These outputs with the trained (not averaged) weights, in inference mode."""
         return self._forward(batch)

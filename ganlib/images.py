@@ -1,4 +1,4 @@
-"""Image geometry shared by the DCGAN-style models: pad to a power-of-two square, crop back.
+"""Image geometry of the DCGAN-style models: pad to a power-of-two square, crop back.
 
 DCGAN encoders halve the image down to 4x4 and finish with a 4x4 convolution
 (GANomaly, ALAD), so their input side must be a power of two: 32 for MNIST
@@ -13,7 +13,7 @@ import numpy as np
 
 
 def network_size(height: int, width: int) -> int:
-    """Side of the square network input: the next power of two >= max(height, width, 16).
+    """The square network input's side: the next power of two >= max(height, width, 16).
 
     A DCGAN encoder halves the image down to 4x4 and ends with a 4x4
     convolution, so the side must be a power of two (the official GANomaly code
@@ -30,14 +30,19 @@ def _offsets(side: int, height: int, width: int) -> tuple[int, int]:
 
 
 def pad_to_network_size(x: np.ndarray) -> np.ndarray:
-    """Images (n, h, w, c) -> (n, s, s, c) with s = :func:`network_size`, zero-padded and centred."""
+    """Images (n, h, w, c) -> (n, s, s, c) with s = :func:`network_size`, zero-padded
+    and centred."""
     _, height, width, _ = x.shape
     side = network_size(height, width)
     top, left = _offsets(side, height, width)
-    return np.pad(np.asarray(x, np.float32), ((0, 0), (top, side - height - top), (left, side - width - left), (0, 0)))
+    return np.pad(
+        np.asarray(x, np.float32),
+        ((0, 0), (top, side - height - top), (left, side - width - left), (0, 0)),
+    )
 
 
 def crop(x_net: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Inverse of :func:`pad_to_network_size`: the centred (height, width) window of (n, s, s, c) images."""
+    """Inverse of :func:`pad_to_network_size`: the centred (height, width) window of
+    (n, s, s, c) images."""
     top, left = _offsets(x_net.shape[1], height, width)
-    return x_net[:, top:top + height, left:left + width, :]
+    return x_net[:, top : top + height, left : left + width, :]

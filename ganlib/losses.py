@@ -14,7 +14,8 @@ import numpy as np
 
 
 def softplus(v, ops=np):
-    """:math:`\\log(1 + e^{v})`, computed without overflow as :math:`\\max(v, 0) + \\log(1 + e^{-|v|})`.
+    """:math:`\\log(1 + e^{v})`, computed without overflow as
+    :math:`\\max(v, 0) + \\log(1 + e^{-|v|})`.
 
     >>> float(softplus(np.array(0.0)))  # log 2
     0.6931471805599453
@@ -23,11 +24,14 @@ def softplus(v, ops=np):
 
 
 def bce_with_logits(logits, target, ops=np):
-    """Binary cross-entropy of ``sigmoid(logits)`` against ``target``, averaged over every element.
+    """Binary cross-entropy of ``sigmoid(logits)`` against ``target``, averaged over
+    every element.
 
-    :math:`-[t \\log \\sigma(l) + (1 - t) \\log(1 - \\sigma(l))] = \\mathrm{softplus}(l) - t\\,l`,
-    which never takes the log of a saturated sigmoid.  ``target`` is an array
-    of the logits' shape or a number (1.0 for "real", 0.0 for "fake").
+    It is computed as
+    :math:`-[t \\log \\sigma(l) + (1 - t) \\log(1 - \\sigma(l))]
+    = \\mathrm{softplus}(l) - t\\,l`, which never takes the log of a saturated
+    sigmoid.  ``target`` is an array of the logits' shape or a number (1.0 for
+    "real", 0.0 for "fake").
 
     >>> round(float(bce_with_logits(np.array([0.0]), 1.0)), 4)
     0.6931

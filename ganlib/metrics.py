@@ -1,4 +1,5 @@
-"""Detection metrics, on scikit-learn, with one orientation everywhere: a higher score is more anomalous.
+"""Detection metrics, on scikit-learn, with one orientation everywhere: a higher score
+is more anomalous.
 
 Labels are 0 (normal) and 1 (anomaly); the anomaly is the positive class.
 
@@ -19,18 +20,29 @@ def _check(y_true, scores) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(y_true)
     s = np.asarray(scores, dtype=np.float64)
     if y.ndim != 1 or s.ndim != 1:
-        raise ValueError(f"labels and scores must be 1-D arrays, got shapes {y.shape} and {s.shape}")
+        raise ValueError(
+            f"labels and scores must be 1-D arrays, got shapes {y.shape} and {s.shape}"
+        )
     if len(y) != len(s):
-        raise ValueError(f"labels and scores differ in length: {len(y)} labels, {len(s)} scores")
+        raise ValueError(
+            f"labels and scores differ in length: {len(y)} labels, {len(s)} scores"
+        )
     if len(y) == 0:
         raise ValueError("labels and scores are empty")
     if not np.all(np.isfinite(s)):
-        raise ValueError(f"scores contain {int(np.sum(~np.isfinite(s)))} NaN or infinite values")
+        raise ValueError(
+            f"scores contain {int(np.sum(~np.isfinite(s)))} NaN or infinite values"
+        )
     values = set(np.unique(y).tolist())
     if not values <= {0, 1}:
-        raise ValueError(f"labels must be 0 (normal) or 1 (anomaly), found {sorted(values)}")
+        raise ValueError(
+            f"labels must be 0 (normal) or 1 (anomaly), found {sorted(values)}"
+        )
     if len(values) < 2:
-        raise ValueError(f"labels hold a single class ({values.pop()}): the metric needs normal and anomalous samples")
+        raise ValueError(
+            f"labels hold a single class ({values.pop()}): "
+            "the metric needs normal and anomalous samples"
+        )
     return y.astype(np.int64), s
 
 
@@ -60,17 +72,24 @@ def threshold_at_contamination(scores, contamination: float) -> float:
     """
     if not 0.0 < contamination < 1.0:
         raise ValueError(f"contamination must be in (0, 1), got {contamination!r}")
-    return float(np.percentile(np.asarray(scores, dtype=np.float64), 100.0 * (1.0 - contamination)))
+    return float(
+        np.percentile(
+            np.asarray(scores, dtype=np.float64), 100.0 * (1.0 - contamination)
+        )
+    )
 
 
 def precision_recall_f1(y_true, scores, contamination: float) -> dict[str, float]:
-    """Precision, recall and F1 when the top ``contamination`` share of scores is flagged anomalous.
+    """Precision, recall and F1 when the top ``contamination`` share of scores is
+    flagged anomalous.
 
     Shown in chapters/01_setting.ipynb.
     """
     y, s = _check(y_true, scores)
     predicted = (s >= threshold_at_contamination(s, contamination)).astype(np.int64)
-    precision, recall, f1, _ = _sk.precision_recall_fscore_support(y, predicted, average="binary", zero_division=0)
+    precision, recall, f1, _ = _sk.precision_recall_fscore_support(
+        y, predicted, average="binary", zero_division=0
+    )
     return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
 
 
@@ -83,7 +102,8 @@ def evaluate(y_true, scores, contamination: float | None = None) -> dict[str, fl
 
 
 def threshold_max_f1(y_true, scores) -> float:
-    """The threshold τ (flag ``score >= τ``) with the highest F1 on ``(y_true, scores)``, anomalies positive.
+    """The threshold τ (flag ``score >= τ``) with the highest F1 on
+    ``(y_true, scores)``, anomalies positive.
 
     ALOCC's F1 protocol never gives its τ (the official repository's issue #6).
     The chapters choose it with this function on the *validation* split and
@@ -92,11 +112,15 @@ def threshold_max_f1(y_true, scores) -> float:
     y, s = _check(y_true, scores)
     precision, recall, thresholds = _sk.precision_recall_curve(y, s)
     with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+        f1 = np.where(
+            precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0
+        )
     return float(thresholds[int(np.argmax(f1[:-1]))])
 
 
-def f1_at_threshold(y_true, scores, threshold: float, positive: str = "anomaly") -> float:
+def f1_at_threshold(
+    y_true, scores, threshold: float, positive: str = "anomaly"
+) -> float:
     """F1 when ``score >= threshold`` is flagged anomalous.
 
     ``positive="anomaly"`` scores the anomalies as the positive class (the

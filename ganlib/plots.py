@@ -1,4 +1,5 @@
-"""The book's figures: training curves, score histograms, ROC curves, reconstructions (matplotlib).
+"""The book's figures: training curves, score histograms, ROC curves, reconstructions
+(matplotlib).
 
 Every function draws into a new figure (or the ``ax`` it is given) and returns
 the figure, so a notebook cell can end with ``plt.show()``.
@@ -18,17 +19,29 @@ def _axes(ax, figsize):
     return plt.subplots(figsize=figsize)
 
 
-def plot_history(history: dict[str, list], keys: list[str] | None = None, title: str = "", best_epoch=None):
-    """Per-epoch curves of ``history`` (a detector's ``history_``): one panel per key."""
+def plot_history(
+    history: dict[str, list],
+    keys: list[str] | None = None,
+    title: str = "",
+    best_epoch=None,
+):
+    """Per-epoch curves of ``history`` (a detector's ``history_``), a panel per key."""
     keys = keys or [k for k in history if k != "epoch"]
     if not keys:
         raise ValueError("history holds no curve besides 'epoch'")
     epochs = history.get("epoch") or list(range(1, len(history[keys[0]]) + 1))
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False
+    )
     for ax, key in zip(axes[0], keys):
         ax.plot(epochs, history[key], marker="o", markersize=3)
         if best_epoch is not None:
-            ax.axvline(best_epoch, color="grey", linestyle=":", label=f"selected epoch {best_epoch}")
+            ax.axvline(
+                best_epoch,
+                color="grey",
+                linestyle=":",
+                label=f"selected epoch {best_epoch}",
+            )
             ax.legend(fontsize=8)
         ax.set_xlabel("epoch")
         ax.set_title(key)
@@ -39,13 +52,23 @@ def plot_history(history: dict[str, list], keys: list[str] | None = None, title:
     return fig
 
 
-def plot_score_histogram(y_true, scores, title: str = "", bins: int = 50, ax=None, log: bool = False):
-    """Overlaid histograms of the anomaly scores of normal (0) and anomalous (1) samples."""
+def plot_score_histogram(
+    y_true, scores, title: str = "", bins: int = 50, ax=None, log: bool = False
+):
+    """Overlaid histograms of the anomaly scores of normal (0) and anomalous (1)
+    samples."""
     y, s = metrics._check(y_true, scores)
     fig, ax = _axes(ax, (5.0, 3.2))
     edges = np.histogram_bin_edges(s, bins=bins)
     for label, name, color in ((0, "normal", "tab:blue"), (1, "anomalous", "tab:red")):
-        ax.hist(s[y == label], bins=edges, alpha=0.55, density=True, color=color, label=f"{name} (n={int((y == label).sum())})")
+        ax.hist(
+            s[y == label],
+            bins=edges,
+            alpha=0.55,
+            density=True,
+            color=color,
+            label=f"{name} (n={int((y == label).sum())})",
+        )
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("anomaly score (higher = more anomalous)")
@@ -56,8 +79,11 @@ def plot_score_histogram(y_true, scores, title: str = "", bins: int = 50, ax=Non
     return fig
 
 
-def plot_roc(y_true, scores_by_name: dict[str, np.ndarray], title: str = "ROC curve", ax=None):
-    """ROC curves of several scorers on the same labels, with their AUROC in the legend."""
+def plot_roc(
+    y_true, scores_by_name: dict[str, np.ndarray], title: str = "ROC curve", ax=None
+):
+    """ROC curves of several scorers on the same labels, with their AUROC in the
+    legend."""
     fig, ax = _axes(ax, (4.2, 4.0))
     for name, scores in scores_by_name.items():
         fpr, tpr = metrics.roc_curve(y_true, scores)
@@ -72,19 +98,32 @@ def plot_roc(y_true, scores_by_name: dict[str, np.ndarray], title: str = "ROC cu
 
 
 def plot_reconstructions(x, x_hat, labels=None, n: int = 8, title: str = ""):
-    """A grid: inputs on the top row, their reconstructions below, |difference| on the third row.
+    """A grid: inputs on the top row, their reconstructions below, |difference| on the
+    third row.
 
     ``labels`` (optional, one string per sample) captions the columns.
     """
     x, x_hat = np.asarray(x)[:n], np.asarray(x_hat)[:n]
     if x.shape != x_hat.shape or x.ndim != 4:
-        raise ValueError(f"x and x_hat must both have shape (n, h, w, c), got {x.shape} and {x_hat.shape}")
-    rows = (("input", x), ("reconstruction", x_hat), ("|difference|", np.abs(x - x_hat)))
+        raise ValueError(
+            "x and x_hat must both have shape (n, h, w, c), "
+            f"got {x.shape} and {x_hat.shape}"
+        )
+    rows = (
+        ("input", x),
+        ("reconstruction", x_hat),
+        ("|difference|", np.abs(x - x_hat)),
+    )
     fig, axes = plt.subplots(3, len(x), figsize=(1.2 * len(x), 3.9), squeeze=False)
     for r, (name, images) in enumerate(rows):
         for c, image in enumerate(images):
             ax = axes[r, c]
-            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            ax.imshow(
+                image.squeeze(-1) if image.shape[-1] == 1 else image,
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -101,12 +140,19 @@ def plot_image_grid(images, labels=None, ncols: int = 10, title: str = ""):
     """A grid of images (n, h, w, c) in [0, 1], captioned by ``labels``."""
     images = np.asarray(images)
     nrows = int(np.ceil(len(images) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
             image = images[i]
-            ax.imshow(image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=1)
+            ax.imshow(
+                image.squeeze(-1) if image.shape[-1] == 1 else image,
+                cmap="gray",
+                vmin=0,
+                vmax=1,
+            )
             if labels is not None:
                 ax.set_title(str(labels[i]), fontsize=8)
     if title:

@@ -1,4 +1,5 @@
-"""Copy weights from a PyTorch network into its Keras twin, to show the two are the same function.
+"""Copy weights from a PyTorch network into its Keras twin, to show the two are the same
+function.
 
 The twins are written so that their weighted layers come in the same order.
 :func:`copy_torch_to_keras` walks both lists side by side and converts each
@@ -54,10 +55,18 @@ def _converted(torch_layer) -> list[np.ndarray]:
     from torch import nn
 
     if isinstance(torch_layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return [t.detach().cpu().numpy() for t in (torch_layer.weight, torch_layer.bias,
-                                                   torch_layer.running_mean, torch_layer.running_var)]
+        return [
+            t.detach().cpu().numpy()
+            for t in (
+                torch_layer.weight,
+                torch_layer.bias,
+                torch_layer.running_mean,
+                torch_layer.running_var,
+            )
+        ]
     training = torch_layer.training
-    torch_layer.eval()  # a spectrally normalised weight is W / sigma without a power-iteration step
+    # a spectrally normalised weight is W / sigma without a power-iteration step
+    torch_layer.eval()
     with torch.no_grad():
         weight = torch_layer.weight.detach().cpu().numpy()
     torch_layer.train(training)
@@ -74,7 +83,8 @@ def _converted(torch_layer) -> list[np.ndarray]:
 
 
 def copy_torch_to_keras(torch_module, keras_model) -> int:
-    """Copy every weight of ``torch_module`` into ``keras_model``; return the number of layers copied.
+    """Copy every weight of ``torch_module`` into ``keras_model``; return the number of
+    layers copied.
 
     Raises ``ValueError`` when the two have different numbers, kinds or shapes
     of weighted layers, or when only one of a pair is spectrally normalised.
@@ -83,18 +93,29 @@ def copy_torch_to_keras(torch_module, keras_model) -> int:
 
     sources, targets = _torch_layers(torch_module), _keras_layers(keras_model)
     if len(sources) != len(targets):
-        raise ValueError(f"PyTorch network has {len(sources)} weighted layers, Keras network has {len(targets)}")
+        raise ValueError(
+            f"PyTorch network has {len(sources)} weighted layers, "
+            f"Keras network has {len(targets)}"
+        )
     for source, target in zip(sources, targets):
         arrays = _converted(source)
         wrapped = isinstance(target, keras.layers.SpectralNormalization)
         if wrapped != _is_normalized(source):
-            raise ValueError(f"{type(source).__name__} -> {target.name}: spectral normalisation on one side only")
+            raise ValueError(
+                f"{type(source).__name__} -> {target.name}: "
+                "spectral normalisation on one side only"
+            )
         layer = target.layer if wrapped else target
         shapes = [tuple(w.shape) for w in layer.weights]
         if [a.shape for a in arrays] != shapes:
-            raise ValueError(f"{type(source).__name__} -> {target.name}: shapes {[a.shape for a in arrays]} "
-                             f"do not fit {shapes}")
+            raise ValueError(
+                f"{type(source).__name__} -> {target.name}: "
+                f"shapes {[a.shape for a in arrays]} "
+                f"do not fit {shapes}"
+            )
         layer.set_weights(arrays)
         if wrapped:
-            target.vector_u.assign(source.parametrizations.weight[0]._u.detach().cpu().numpy()[None, :])
+            target.vector_u.assign(
+                source.parametrizations.weight[0]._u.detach().cpu().numpy()[None, :]
+            )
     return len(sources)

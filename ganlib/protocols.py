@@ -6,14 +6,15 @@ with labels where ``1`` means anomaly.  Nothing in the validation split comes
 from the test data, so model selection and early stopping never see the test
 set.  Every protocol is seeded: the same ``seed`` gives the same split.
 
-=========================  =======================  ===============================================
-protocol                   papers                   normal / anomalous
-=========================  =======================  ===============================================
-:func:`one_class_normal`   ALOCC, OGNet, ALAD       one class normal, the nine others anomalous
-:func:`one_class_anomalous` GANomaly, EGBAD         nine classes normal, one class anomalous
-:func:`kdd99`              EGBAD, ALAD (after DAGMM) attacks normal, ``normal.`` traffic anomalous
-:func:`arrhythmia`         ALAD                     ODDS inliers normal, its 66 outliers anomalous
-=========================  =======================  ===============================================
+The protocols, the papers that use them, and what is normal / anomalous:
+
+- :func:`one_class_normal` (ALOCC, OGNet, ALAD): one class normal, the nine
+  others anomalous;
+- :func:`one_class_anomalous` (GANomaly, EGBAD): nine classes normal, one class
+  anomalous;
+- :func:`kdd99` (EGBAD, ALAD, after DAGMM): attacks normal, ``normal.`` traffic
+  anomalous;
+- :func:`arrhythmia` (ALAD): ODDS inliers normal, its 66 outliers anomalous.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ IMAGE_DATASETS = ("mnist", "cifar10")
 
 @dataclass
 class Split:
-    """Train / validation / test arrays of one protocol.  Labels: 1 = anomaly, 0 = normal.
+    """Train / validation / test arrays of a protocol (labels: 1 anomaly, 0 normal).
 
     ``contamination`` is the share of test samples the protocol flags as
     anomalous when it reports precision/recall/F1 (KDD99: 0.20, Arrhythmia:
@@ -86,12 +87,16 @@ def _load_images(dataset: str, data_dir):
         (x_tr, y_tr), (x_te, y_te) = data.load_cifar10(data_dir)
     else:
         raise ValueError(f"dataset must be one of {IMAGE_DATASETS}, got {dataset!r}")
-    scale = lambda x: (x.astype(np.float32) / 255.0)  # noqa: E731
+    scale = lambda x: x.astype(np.float32) / 255.0  # noqa: E731
     return scale(x_tr), y_tr.astype(np.int64), scale(x_te), y_te.astype(np.int64)
 
 
 def _check_class(value, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value <= 9:
+    if (
+        not isinstance(value, (int, np.integer))
+        or isinstance(value, bool)
+        or not 0 <= value <= 9
+    ):
         raise ValueError(f"{name} must be a class index from 0 to 9, got {value!r}")
     return int(value)
 
@@ -103,7 +108,8 @@ def _check_fraction(value, name: str, upper: float = 1.0) -> float:
 
 
 def _carve_validation(normals, anomalies, val_fraction, anomaly_share, rng):
-    """Hold out ``val_fraction`` of ``normals`` plus enough ``anomalies`` for the given anomaly share.
+    """Hold out ``val_fraction`` of ``normals`` plus enough ``anomalies`` for the given
+    anomaly share.
 
     Returns ``(train_normals, x_val, y_val, unused_anomalies)``; both inputs are
     shuffled with ``rng`` first.
@@ -111,18 +117,31 @@ def _carve_validation(normals, anomalies, val_fraction, anomaly_share, rng):
     normals = normals[rng.permutation(len(normals))]
     anomalies = anomalies[rng.permutation(len(anomalies))]
     n_val = int(round(val_fraction * len(normals)))
-    n_anom = int(round(n_val * anomaly_share / (1.0 - anomaly_share))) if anomaly_share else 0
+    n_anom = (
+        int(round(n_val * anomaly_share / (1.0 - anomaly_share)))
+        if anomaly_share
+        else 0
+    )
     if n_anom > len(anomalies):
-        raise ValueError(f"the validation split needs {n_anom} anomalies but only {len(anomalies)} are available")
+        raise ValueError(
+            f"the validation split needs {n_anom} anomalies "
+            f"but only {len(anomalies)} are available"
+        )
     x_val = np.concatenate([normals[:n_val], anomalies[:n_anom]])
     y_val = np.concatenate([np.zeros(n_val, np.int64), np.ones(n_anom, np.int64)])
     order = rng.permutation(len(y_val))
     return normals[n_val:], x_val[order], y_val[order], anomalies[n_anom:]
 
 
-def one_class_normal(normal_class: int, dataset: str = "mnist", *, val_fraction: float = 0.2,
-                     seed: int = 0, data_dir: str | os.PathLike | None = None) -> Split:
-    """One class normal, the nine others anomalous (ALOCC, OGNet, ALAD's image protocol).
+def one_class_normal(
+    normal_class: int,
+    dataset: str = "mnist",
+    *,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+) -> Split:
+    """One class normal, the nine others anomalous (ALOCC, OGNet, ALAD on images).
 
     - **train**: the official training images of ``normal_class``, less the
       validation share (MNIST digit 0: 5923 images, 4738 for training);
@@ -143,21 +162,33 @@ def one_class_normal(normal_class: int, dataset: str = "mnist", *, val_fraction:
     val_fraction = _check_fraction(val_fraction, "val_fraction")
     rng = _rng(seed)
     x_tr, y_tr, x_te, y_te = _load_images(dataset, data_dir)
-    train, x_val, y_val, _ = _carve_validation(x_tr[y_tr == normal_class], x_tr[y_tr != normal_class],
-                                               val_fraction, 0.5, rng)
+    train, x_val, y_val, _ = _carve_validation(
+        x_tr[y_tr == normal_class], x_tr[y_tr != normal_class], val_fraction, 0.5, rng
+    )
     return Split(
         name=f"{dataset} one-class-normal (class {normal_class})",
-        x_train=train, y_train=np.zeros(len(train), np.int64), x_val=x_val, y_val=y_val,
-        x_test=x_te, y_test=(y_te != normal_class).astype(np.int64),
+        x_train=train,
+        y_train=np.zeros(len(train), np.int64),
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_te,
+        y_test=(y_te != normal_class).astype(np.int64),
         extra={"test_classes": y_te},
-        notes="train: one class of the official training split; test: the whole official test split",
+        notes="train: one class of the official training split; "
+        "test: the whole official test split",
     )
 
 
-def one_class_anomalous(anomaly_class: int, dataset: str = "mnist", *, val_fraction: float = 0.2,
-                        val_anomaly_fraction: float = 0.0, seed: int = 0,
-                        data_dir: str | os.PathLike | None = None) -> Split:
-    """One class anomalous, the nine others normal (GANomaly, EGBAD: "leave one class out").
+def one_class_anomalous(
+    anomaly_class: int,
+    dataset: str = "mnist",
+    *,
+    val_fraction: float = 0.2,
+    val_anomaly_fraction: float = 0.0,
+    seed: int = 0,
+    data_dir: str | os.PathLike | None = None,
+) -> Split:
+    """One class anomalous, nine normal (GANomaly, EGBAD: "leave one class out").
 
     As in the official GANomaly and EGBAD code, the training and test images are
     pooled (MNIST: 70000).  The normal images are shuffled and split 80/20:
@@ -179,11 +210,19 @@ def one_class_anomalous(anomaly_class: int, dataset: str = "mnist", *, val_fract
     x_all, y_all = np.concatenate([x_tr, x_te]), np.concatenate([y_tr, y_te])
     normals = x_all[y_all != anomaly_class]
     anomalies = x_all[y_all == anomaly_class]
-    normals, anomalies = normals[rng.permutation(len(normals))], anomalies[rng.permutation(len(anomalies))]
+    normals, anomalies = (
+        normals[rng.permutation(len(normals))],
+        anomalies[rng.permutation(len(anomalies))],
+    )
     n_test_normal = int(round(0.2 * len(normals)))
     n_val_anom = int(round(val_anomaly_fraction * len(anomalies)))
     test_x = np.concatenate([normals[:n_test_normal], anomalies[n_val_anom:]])
-    test_y = np.concatenate([np.zeros(n_test_normal, np.int64), np.ones(len(anomalies) - n_val_anom, np.int64)])
+    test_y = np.concatenate(
+        [
+            np.zeros(n_test_normal, np.int64),
+            np.ones(len(anomalies) - n_val_anom, np.int64),
+        ]
+    )
     order = rng.permutation(len(test_y))
     pool = normals[n_test_normal:]
     n_val = int(round(val_fraction * len(pool)))
@@ -193,14 +232,20 @@ def one_class_anomalous(anomaly_class: int, dataset: str = "mnist", *, val_fract
     train = pool[n_val:]
     return Split(
         name=f"{dataset} one-class-anomalous (class {anomaly_class})",
-        x_train=train, y_train=np.zeros(len(train), np.int64),
-        x_val=x_val[val_order], y_val=y_val[val_order], x_test=test_x[order], y_test=test_y[order],
-        notes="train+test pooled; normals split 80/20; the test set holds the anomalous class",
+        x_train=train,
+        y_train=np.zeros(len(train), np.int64),
+        x_val=x_val[val_order],
+        y_val=y_val[val_order],
+        x_test=test_x[order],
+        y_test=test_y[order],
+        notes="train+test pooled; normals split 80/20; "
+        "the test set holds the anomalous class",
     )
 
 
 def _minmax_scale(train, *others):
-    """Scale every column to [0, 1] by the range it has in ``train`` (constant columns are left as they are)."""
+    """Scale every column to [0, 1] by the range it has in ``train`` (constant
+    columns are left as they are)."""
     low = train.min(axis=0)
     span = train.max(axis=0) - low
     span[span == 0] = 1.0
@@ -208,7 +253,8 @@ def _minmax_scale(train, *others):
 
 
 def encode_kdd99(frame):
-    """One-hot encode KDDCup99's symbolic features (as DAGMM, EGBAD and ALAD do): 121 columns.
+    """One-hot encode KDDCup99's symbolic features (as DAGMM, EGBAD and ALAD do):
+    121 columns.
 
     Returns ``(features, labels, feature_names)`` with ``labels == 1`` for the
     ``normal.`` records, which these papers treat as the anomalies.
@@ -223,8 +269,13 @@ def encode_kdd99(frame):
     return encoded.to_numpy(np.float32), labels, list(encoded.columns)
 
 
-def kdd99(*, seed: int = 0, scale: bool = False, val_fraction: float = 0.2,
-          data_dir: str | os.PathLike | None = None) -> Split:
+def kdd99(
+    *,
+    seed: int = 0,
+    scale: bool = False,
+    val_fraction: float = 0.2,
+    data_dir: str | os.PathLike | None = None,
+) -> Split:
     """KDDCup99 10 % as in EGBAD and ALAD, after DAGMM (Zong et al., 2018).
 
     - the 494021 records are one-hot encoded to 121 features;
@@ -254,21 +305,34 @@ def kdd99(*, seed: int = 0, scale: bool = False, val_fraction: float = 0.2,
     half = len(y) // 2
     train_idx, test_idx = order[:half], order[half:]
     x_half, y_half = x[train_idx], y[train_idx]
-    train, x_val, y_val, _ = _carve_validation(x_half[y_half == 0], x_half[y_half == 1], val_fraction, 0.2, rng)
+    train, x_val, y_val, _ = _carve_validation(
+        x_half[y_half == 0], x_half[y_half == 1], val_fraction, 0.2, rng
+    )
     x_test, y_test = x[test_idx], y[test_idx]
     if scale:
         train, x_val, x_test = _minmax_scale(train, x_val, x_test)
     return Split(
         name="kddcup99 (DAGMM protocol)",
-        x_train=train.astype(np.float32), y_train=np.zeros(len(train), np.int64),
-        x_val=x_val.astype(np.float32), y_val=y_val, x_test=x_test.astype(np.float32), y_test=y_test,
-        contamination=0.2, extra={"feature_names": names, "scaled": scale},
+        x_train=train.astype(np.float32),
+        y_train=np.zeros(len(train), np.int64),
+        x_val=x_val.astype(np.float32),
+        y_val=y_val,
+        x_test=x_test.astype(np.float32),
+        y_test=y_test,
+        contamination=0.2,
+        extra={"feature_names": names, "scaled": scale},
         notes="normal. records are the anomalies; top 20 % of scores flagged",
     )
 
 
-def arrhythmia(*, seed: int = 0, val_fraction: float = 0.25, keep_outliers_in_train: bool = False,
-               scale: bool = True, data_dir: str | os.PathLike | None = None) -> Split:
+def arrhythmia(
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.25,
+    keep_outliers_in_train: bool = False,
+    scale: bool = True,
+    data_dir: str | os.PathLike | None = None,
+) -> Split:
     """ODDS Arrhythmia as in ALAD: a seeded 50/50 split, top 15 % of scores flagged.
 
     - **train**: the inliers of the training half (about 193), less the
@@ -287,8 +351,9 @@ def arrhythmia(*, seed: int = 0, val_fraction: float = 0.25, keep_outliers_in_tr
     order = rng.permutation(len(y))
     half = len(y) // 2
     x_half, y_half = x[order[:half]], y[order[:half]]
-    train, x_val, y_val, spare_outliers = _carve_validation(x_half[y_half == 0], x_half[y_half == 1],
-                                                           val_fraction, 0.15, rng)
+    train, x_val, y_val, spare_outliers = _carve_validation(
+        x_half[y_half == 0], x_half[y_half == 1], val_fraction, 0.15, rng
+    )
     y_train = np.zeros(len(train), np.int64)
     if keep_outliers_in_train:
         train = np.concatenate([train, spare_outliers])
@@ -298,15 +363,28 @@ def arrhythmia(*, seed: int = 0, val_fraction: float = 0.25, keep_outliers_in_tr
         train, x_val, x_test = _minmax_scale(train, x_val, x_test)
     return Split(
         name="arrhythmia (ODDS)",
-        x_train=train, y_train=y_train, x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test.astype(np.int64),
-        contamination=0.15, extra={"scaled": scale},
+        x_train=train,
+        y_train=y_train,
+        x_val=x_val,
+        y_val=y_val,
+        x_test=x_test,
+        y_test=y_test.astype(np.int64),
+        contamination=0.15,
+        extra={"scaled": scale},
         notes="50/50 split; top 15 % of scores flagged",
     )
 
 
-def outlier_mixture(x: np.ndarray, y: np.ndarray, outlier_fraction: float, *, seed: int = 0,
-                    n_normal: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """A subset of ``(x, y)`` in which anomalies (``y == 1``) make up ``outlier_fraction`` of the samples.
+def outlier_mixture(
+    x: np.ndarray,
+    y: np.ndarray,
+    outlier_fraction: float,
+    *,
+    seed: int = 0,
+    n_normal: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A subset of ``(x, y)`` in which anomalies (``y == 1``) make up a share
+    ``outlier_fraction`` of the samples.
 
     ALOCC's MNIST protocol (section 4.2, after DRAE) and OGNet's test all the
     target-class images together with outliers "sampled from other classes"
@@ -327,8 +405,9 @@ def outlier_mixture(x: np.ndarray, y: np.ndarray, outlier_fraction: float, *, se
         normals = normals[:n_normal]
     n_outliers = int(round(len(normals) * fraction / (1.0 - fraction)))
     if n_outliers > len(anomalies):
-        raise ValueError(f"{fraction:.0%} outliers need {n_outliers} anomalies besides {len(normals)} normal "
-                         f"samples, but only {len(anomalies)} are available")
+        raise ValueError(
+            f"{fraction:.0%} outliers need {n_outliers} anomalies besides "
+            f"{len(normals)} normal samples, but only {len(anomalies)} are available"
+        )
     chosen = np.sort(np.concatenate([normals, anomalies[:n_outliers]]))
     return x[chosen], labels[chosen]
-

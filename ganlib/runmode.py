@@ -47,7 +47,7 @@ def iterations(full: int, quick: int = 1) -> int:
 
 
 def available_cpus() -> int:
-    """The CPUs this process may use: its affinity mask, capped by a cgroup CPU quota if any.
+    """The CPUs this process may use: its affinity mask, capped by any cgroup CPU quota.
 
     Frameworks count the machine's cores, which in a container can be many
     more than the process is given; more threads than CPUs oversubscribes
@@ -69,7 +69,8 @@ def available_cpus() -> int:
 
 
 def has_framework(name: str) -> bool:
-    """Whether ``"torch"`` or ``"keras"`` (Keras 3 with TensorFlow) can be imported, without importing it.
+    """Whether ``"torch"`` or ``"keras"`` (Keras 3 with TensorFlow) can be imported,
+    without importing it.
 
     Chapters guard the cells that need both frameworks with it, so that an
     install with one framework (``pip install ganlib[torch]``) runs every
@@ -102,7 +103,10 @@ def hardware() -> str:
         if hasattr(os, "sched_getaffinity")
         else os.cpu_count()
     )
-    text = f"{cpu}, {cores} CPU cores available, Python {platform.python_version()} on {platform.system()}"
+    text = (
+        f"{cpu}, {cores} CPU cores available, "
+        f"Python {platform.python_version()} on {platform.system()}"
+    )
     import sys
 
     if "torch" in sys.modules:  # report a GPU only if a framework is already loaded
@@ -114,7 +118,10 @@ def hardware() -> str:
 
 def report() -> str:
     """The line every chapter prints first: run mode and hardware."""
-    return f"Run mode: {mode_name()} ({QUICK_ENV}={os.environ.get(QUICK_ENV, '')!r}); hardware: {hardware()}"
+    return (
+        f"Run mode: {mode_name()} ({QUICK_ENV}={os.environ.get(QUICK_ENV, '')!r}); "
+        f"hardware: {hardware()}"
+    )
 
 
 class Stopwatch:

@@ -69,7 +69,8 @@ def measure(
     threads: int = 1,
     precision: str = "float32",
 ) -> dict:
-    """One block: build the twin, warm up, time ``steps`` training steps and one scoring pass."""
+    """One block: build the twin, warm up, time ``steps`` training steps and one
+    scoring pass."""
     path, hyperparameters, shape = MODELS[model]
     detector = _detector_class(path)(
         framework=framework,
@@ -107,7 +108,8 @@ def speed_table(
     blocks: int = 3,
     **options,
 ):
-    """Median samples/s over ``blocks`` alternating blocks, a row per model, precision, framework."""
+    """Median samples/s over ``blocks`` alternating blocks, a row per model,
+    precision, framework."""
     import pandas as pd
     from tqdm import tqdm
 
@@ -145,7 +147,8 @@ def speed_table(
 
 
 def find_results(relative: str, start: Path | None = None) -> Path:
-    """``results/<relative>`` of the book's repository, found from ``start`` (the cwd) upwards.
+    """``results/<relative>`` of the book's repository, found from ``start`` (the cwd)
+    upwards.
 
     The stored results live in the repository, not in the installed package:
     a chapter opened from a clone finds them; one opened in Colab without the
@@ -163,7 +166,7 @@ def find_results(relative: str, start: Path | None = None) -> Path:
 
 
 def stored_table(relative: str = "speed/cpu.json"):
-    """The speed table of a committed run: ``(DataFrame, record)`` from its JSON file."""
+    """A committed run's speed table: ``(DataFrame, record)`` from its JSON file."""
     import pandas as pd
 
     record = json.loads(find_results(relative).read_text())

@@ -17,7 +17,13 @@ def _kdd_subsample(split):
     rng = np.random.default_rng(0)
     val = rng.choice(len(split.y_val), 4000, replace=False)
     test = rng.choice(len(split.y_test), 8000, replace=False)
-    return split.x_train[:20000], split.x_val[val], split.y_val[val], split.x_test[test], split.y_test[test]
+    return (
+        split.x_train[:20000],
+        split.x_val[val],
+        split.y_val[val],
+        split.x_test[test],
+        split.y_test[test],
+    )
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +55,9 @@ def real_files():
     """Verified paths of the real data files (all but CIFAR-10), found before any test isolates the loaders."""
     from ganlib import data
 
-    return {key: data.fetch(key) for key in data.REGISTRY if not key.startswith("cifar10/")}
+    return {
+        key: data.fetch(key) for key in data.REGISTRY if not key.startswith("cifar10/")
+    }
 
 
 @pytest.fixture
@@ -69,5 +77,6 @@ def isolated_data(tmp_path, monkeypatch):
 def _offline(entry):
     from dataclasses import replace
 
-    return replace(entry, urls=tuple(f"http://127.0.0.1:9/{entry.name}" for _ in entry.urls))
-
+    return replace(
+        entry, urls=tuple(f"http://127.0.0.1:9/{entry.name}" for _ in entry.urls)
+    )

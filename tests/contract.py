@@ -7,7 +7,9 @@ import importlib
 import numpy as np
 
 
-def make_a_loss_diverge(monkeypatch, detector_class, framework: str, loss: str, value: float, at_step: int) -> None:
+def make_a_loss_diverge(
+    monkeypatch, detector_class, framework: str, loss: str, value: float, at_step: int
+) -> None:
     """Patch the framework model's ``train_step`` so that ``loss`` reads ``value`` (NaN or inf) at step ``at_step``.
 
     The real step still runs; only the reported loss is replaced, which is what
@@ -25,8 +27,9 @@ def make_a_loss_diverge(monkeypatch, detector_class, framework: str, loss: str, 
     monkeypatch.setattr(backend_class, "train_step", step_that_diverges)
 
 
-def expected_moving_average(values: list[np.ndarray], decay: float,
-                            warmup: bool = False) -> np.ndarray:
+def expected_moving_average(
+    values: list[np.ndarray], decay: float, warmup: bool = False
+) -> np.ndarray:
     """The averages a decay predicts: a copy at the first update, then a <- d a + (1 - d) w.
 
     ``d`` is ``decay``, or with ``warmup`` min(decay, (1 + n) / (10 + n)) at
@@ -39,7 +42,9 @@ def expected_moving_average(values: list[np.ndarray], decay: float,
     return average
 
 
-def assert_rejects_bad_input(detector_class, x, framework: str = "torch", **hyperparameters) -> None:
+def assert_rejects_bad_input(
+    detector_class, x, framework: str = "torch", **hyperparameters
+) -> None:
     """The contract's input errors, for a detector fitted on the valid samples ``x`` (at least 20 of them).
 
     An unknown framework or hyper-parameter, scoring before ``fit``, a wrong
@@ -51,7 +56,9 @@ def assert_rejects_bad_input(detector_class, x, framework: str = "torch", **hype
 
     with pytest.raises(ValueError, match="framework must be one of"):
         detector_class(framework="jax")
-    with pytest.raises(TypeError, match="unknown hyper-parameters \\['not_a_parameter'\\]"):
+    with pytest.raises(
+        TypeError, match="unknown hyper-parameters \\['not_a_parameter'\\]"
+    ):
         detector_class(not_a_parameter=3)
     detector = detector_class(framework=framework, verbose=False, **hyperparameters)
     with pytest.raises(RuntimeError, match="not fitted"):
@@ -72,8 +79,9 @@ def assert_rejects_bad_input(detector_class, x, framework: str = "torch", **hype
         detector.decision_function(other_shape)
 
 
-def train_twins_alike(torch_backend, keras_backend, batches, probe,
-                      perturbed_backend=None, outputs=None):
+def train_twins_alike(
+    torch_backend, keras_backend, batches, probe, perturbed_backend=None, outputs=None
+):
     """Feed both twins the same batches and compare losses and inference outputs after each step.
 
     The twins start from the same weights (the caller copies them).  Returns
@@ -88,18 +96,29 @@ def train_twins_alike(torch_backend, keras_backend, batches, probe,
     ``backend.predict(probe)``).
     """
     if outputs is None:
+
         def outputs(backend, probe):
             return backend.predict(probe)
-    copies = (list(perturbed_backend) if isinstance(perturbed_backend, (list, tuple))
-              else [] if perturbed_backend is None else [perturbed_backend])
+
+    copies = (
+        list(perturbed_backend)
+        if isinstance(perturbed_backend, (list, tuple))
+        else []
+        if perturbed_backend is None
+        else [perturbed_backend]
+    )
 
     def largest(a: dict, b: dict) -> float:
-        return max(float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a)
+        return max(
+            float(np.max(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in a
+        )
 
     gaps = {"loss": 0.0, "outputs": 0.0, "chaos_loss": 0.0, "chaos_outputs": 0.0}
     for batch in batches:
         losses = torch_backend.train_step(batch)
-        gaps["loss"] = max(gaps["loss"], largest(losses, keras_backend.train_step(batch)))
+        gaps["loss"] = max(
+            gaps["loss"], largest(losses, keras_backend.train_step(batch))
+        )
         out = outputs(torch_backend, probe)
         twin = outputs(keras_backend, probe)
         gaps["outputs"] = max(gaps["outputs"], largest(out, twin))
@@ -107,8 +126,9 @@ def train_twins_alike(torch_backend, keras_backend, batches, probe,
             chaos = nudged.train_step(batch)
             gaps["chaos_loss"] = max(gaps["chaos_loss"], largest(losses, chaos))
             chaos_outputs = outputs(nudged, probe)
-            gaps["chaos_outputs"] = max(gaps["chaos_outputs"],
-                                        largest(out, chaos_outputs))
+            gaps["chaos_outputs"] = max(
+                gaps["chaos_outputs"], largest(out, chaos_outputs)
+            )
     return gaps
 
 
@@ -129,7 +149,13 @@ def perturbed_copy(backend_factory, weights: dict, scale: float = 1e-6, seed: in
     """A new framework model with ``weights`` nudged by relative noise of ``scale`` (chaos baseline)."""
     rng = np.random.default_rng(seed)
     backend = backend_factory()
-    nudged = {k: (v * (1 + scale * rng.standard_normal(v.shape)).astype(v.dtype)
-                  if np.issubdtype(v.dtype, np.floating) else v) for k, v in weights.items()}
+    nudged = {
+        k: (
+            v * (1 + scale * rng.standard_normal(v.shape)).astype(v.dtype)
+            if np.issubdtype(v.dtype, np.floating)
+            else v
+        )
+        for k, v in weights.items()
+    }
     backend.set_weights(nudged)
     return backend

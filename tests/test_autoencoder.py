@@ -12,7 +12,9 @@ FRAMEWORKS = ["torch", "keras"]
 
 
 def _fitted(framework, x, epochs=1, **kwargs):
-    return ConvAutoencoder(framework=framework, seed=0, verbose=False, **kwargs).fit(x, epochs=epochs)
+    return ConvAutoencoder(framework=framework, seed=0, verbose=False, **kwargs).fit(
+        x, epochs=epochs
+    )
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
@@ -55,7 +57,9 @@ def test_same_seed_same_scores(framework, mnist_digit1):
     x_train, x_test, _ = mnist_digit1
     a = _fitted(framework, x_train[:600]).decision_function(x_test[:200])
     b = _fitted(framework, x_train[:600]).decision_function(x_test[:200])
-    c = ConvAutoencoder(framework=framework, seed=1, verbose=False).fit(x_train[:600], epochs=1)
+    c = ConvAutoencoder(framework=framework, seed=1, verbose=False).fit(
+        x_train[:600], epochs=1
+    )
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c.decision_function(x_test[:200]))
 
@@ -67,10 +71,15 @@ def test_save_load_round_trip(framework, mnist_digit1, tmp_path):
     path = detector.save(tmp_path / "ae")
     loaded = ConvAutoencoder.load(path)
     assert loaded.framework == framework and loaded.history_ == detector.history_
-    np.testing.assert_allclose(loaded.decision_function(x_test[:100]), detector.decision_function(x_test[:100]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.decision_function(x_test[:100]),
+        detector.decision_function(x_test[:100]),
+        rtol=1e-6,
+    )
     other = {"torch": "keras", "keras": "torch"}[framework]
-    with pytest.raises(ValueError, match=f"holds a {framework} model, not a {other} one"):
+    with pytest.raises(
+        ValueError, match=f"holds a {framework} model, not a {other} one"
+    ):
         ConvAutoencoder.load(path, framework=other)
 
 
@@ -81,7 +90,9 @@ def test_load_rejects_another_model_and_foreign_files(mnist_digit1, tmp_path):
         defaults = ConvAutoencoder.defaults
 
     path = _fitted("torch", mnist_digit1[0][:300]).save(tmp_path / "ae.npz")
-    with pytest.raises(ValueError, match="holds a ConvAutoencoder detector, not a OtherModel"):
+    with pytest.raises(
+        ValueError, match="holds a ConvAutoencoder detector, not a OtherModel"
+    ):
         OtherModel.load(path)
     np.savez(tmp_path / "foreign.npz", weights=np.zeros(3))
     with pytest.raises(ValueError, match="not a file saved by ganlib"):
@@ -128,10 +139,16 @@ def test_bad_inputs_give_clear_errors(mnist_digit1):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, mnist_digit1, monkeypatch):
-    make_a_loss_diverge(monkeypatch, ConvAutoencoder, framework, "loss", float("nan"), at_step=3)
+def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(
+    framework, mnist_digit1, monkeypatch
+):
+    make_a_loss_diverge(
+        monkeypatch, ConvAutoencoder, framework, "loss", float("nan"), at_step=3
+    )
     detector = ConvAutoencoder(framework=framework, verbose=False, batch_size=100)
-    with pytest.raises(FloatingPointError, match="loss 'loss' became nan at epoch 2, batch 1"):
+    with pytest.raises(
+        FloatingPointError, match="loss 'loss' became nan at epoch 2, batch 1"
+    ):
         detector.fit(mnist_digit1[0][:200], epochs=3)
 
 
@@ -156,7 +173,7 @@ def test_twins_train_alike_for_ten_steps(mnist_digit1, one_torch_thread):
     torch_model, keras_model = make("torch"), make("keras")
     copy_torch_to_keras(torch_model.autoencoder, keras_model.autoencoder)
     chaos = perturbed_copy(lambda: make("torch"), torch_model.get_weights())
-    batches = [x[i * 64:(i + 1) * 64] for i in range(10)]
+    batches = [x[i * 64 : (i + 1) * 64] for i in range(10)]
     gaps = train_twins_alike(torch_model, keras_model, batches, x[-32:], chaos)
     assert gaps["loss"] <= max(10 * gaps["chaos_loss"], 1e-4), gaps
     assert gaps["outputs"] <= max(10 * gaps["chaos_outputs"], 1e-3), gaps

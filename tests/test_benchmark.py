@@ -438,8 +438,12 @@ def test_profiles_are_declarative_and_complete():
     assert cpu.detector_hyperparameters("alad", "image")["patience"] == cpu.epochs
     assert cpu.detector_hyperparameters("egbad", "tabular") == {}
     arrhythmia = cpu.detector_hyperparameters("alad", "tabular", "arrhythmia")
-    assert arrhythmia["tabular_widths"] == "arrhythmia" and arrhythmia["latent_dim"] == 64
-    assert "tabular_widths" not in cpu.detector_hyperparameters("alad", "tabular", "kdd99")
+    assert (
+        arrhythmia["tabular_widths"] == "arrhythmia" and arrhythmia["latent_dim"] == 64
+    )
+    assert "tabular_widths" not in cpu.detector_hyperparameters(
+        "alad", "tabular", "kdd99"
+    )
     for name in ("alocc", "ognet", "ganomaly", "alad"):
         assert cpu.detector_hyperparameters(name, "image")["base_filters"] == 16
 
@@ -585,7 +589,8 @@ def verdict_store(path) -> Store:
                             detector=detector,
                             framework=framework,
                             test_auroc=auroc + bonus - 0.1,
-                            selected_epoch=None if epoch is None
+                            selected_epoch=None
+                            if epoch is None
                             else epoch + (rule == "labelled"),
                         )
                     )

@@ -118,7 +118,9 @@ def test_pyod_contract(name, framework, samples):
     np.testing.assert_allclose(twin.decision_scores_, scores, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("name", ["autoencoder", "egbad"])
+# EGBAD has no label-free criterion (normal-only keeps the last epoch, as the
+# official code): tests/test_egbad.py checks it
+@pytest.mark.parametrize("name", ["autoencoder", "alad"])
 def test_both_selection_rules_come_from_one_run(name, samples, capsys):
     detector, kind = _make(name, "torch")
     x, x_val, y_val = samples[kind]
@@ -126,8 +128,10 @@ def test_both_selection_rules_come_from_one_run(name, samples, capsys):
     detector.fit(x, epochs=3, validation_data=(x_val, y_val))
     # the criterion of each rule is explicit: on the fitted detector and in the banner
     key, higher = detector.label_free_criterion
-    assert detector.selection_criteria_ == {"labelled": ("val_auroc", True),
-                                            "normal-only": (key, higher)}
+    assert detector.selection_criteria_ == {
+        "labelled": ("val_auroc", True),
+        "normal-only": (key, higher),
+    }
     assert "selection: labelled (highest val_auroc)" in capsys.readouterr().out
     assert set(detector.selected_epochs_) == {"labelled", "normal-only", "last"}
     assert detector.selection_ == "labelled"
@@ -212,7 +216,9 @@ def test_unknown_scores_and_mistyped_hyperparameters_are_refused():
         OGNet(base_filters="8")
     with pytest.raises(TypeError, match="learning_rate must be a number"):
         ConvAutoencoder(learning_rate="fast")
-    with pytest.raises(TypeError, match="latent_dim must be an integer like its default 32"):
+    with pytest.raises(
+        TypeError, match="latent_dim must be an integer like its default 32"
+    ):
         ALAD(latent_dim=2.5)  # a None default is typed by the network families' values
     with pytest.raises(ValueError, match="selection must be one of"):
         ConvAutoencoder(selection="test-set")

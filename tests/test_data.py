@@ -53,13 +53,17 @@ def _copy_truncated(key, data_dir, real_files):
     return target, entry
 
 
-def test_truncated_mnist_file_gives_the_hash_error_and_no_arrays(tmp_path, monkeypatch, real_files):
+def test_truncated_mnist_file_gives_the_hash_error_and_no_arrays(
+    tmp_path, monkeypatch, real_files
+):
     real = {k: p for k, p in real_files.items() if k.startswith("mnist/")}
     data_dir = tmp_path / "data"
     (data_dir / "mnist").mkdir(parents=True)
     for key, path in real.items():
         (data_dir / key).write_bytes(path.read_bytes())
-    target, entry = _copy_truncated("mnist/train-images-idx3-ubyte.gz", data_dir, real_files)
+    target, entry = _copy_truncated(
+        "mnist/train-images-idx3-ubyte.gz", data_dir, real_files
+    )
     monkeypatch.setenv(data.DATA_ENV, str(data_dir))
     result = None
     with pytest.raises(data.DataIntegrityError) as error:
@@ -71,7 +75,9 @@ def test_truncated_mnist_file_gives_the_hash_error_and_no_arrays(tmp_path, monke
     assert actual in message and str(target) in message
 
 
-def test_corrupt_local_file_is_not_replaced_by_a_download(real_files, isolated_data, monkeypatch):
+def test_corrupt_local_file_is_not_replaced_by_a_download(
+    real_files, isolated_data, monkeypatch
+):
     _copy_truncated("odds/arrhythmia.mat", isolated_data, real_files)
     called = []
     monkeypatch.setattr(data, "_download", lambda *a: called.append(a))
@@ -80,7 +86,9 @@ def test_corrupt_local_file_is_not_replaced_by_a_download(real_files, isolated_d
     assert not called
 
 
-def test_kdd_accepts_another_gzip_wrapper_of_the_same_records(real_files, isolated_data):
+def test_kdd_accepts_another_gzip_wrapper_of_the_same_records(
+    real_files, isolated_data
+):
     records = gzip.open(real_files["kddcup99/corrected.gz"]).read()
     (isolated_data / "kddcup99").mkdir()
     rewrapped = isolated_data / "kddcup99" / "corrected.gz"
@@ -90,7 +98,9 @@ def test_kdd_accepts_another_gzip_wrapper_of_the_same_records(real_files, isolat
 
 def test_kdd_with_other_records_is_rejected(isolated_data):
     (isolated_data / "kddcup99").mkdir()
-    (isolated_data / "kddcup99" / "corrected.gz").write_bytes(gzip.compress(b"0,tcp,http,SF\n"))
+    (isolated_data / "kddcup99" / "corrected.gz").write_bytes(
+        gzip.compress(b"0,tcp,http,SF\n")
+    )
     with pytest.raises(data.DataIntegrityError, match="decompressed records"):
         data.fetch("kddcup99/corrected.gz")
 
@@ -111,6 +121,7 @@ def _cifar_archive(path, per_batch=4):
     """A small archive in the official python format: five data batches, a test batch, batches.meta."""
     rng = np.random.default_rng(0)
     with tarfile.open(path, "w:gz") as archive:
+
         def add(name, obj):
             payload = pickle.dumps(obj, protocol=2)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
@@ -118,17 +129,29 @@ def _cifar_archive(path, per_batch=4):
             archive.addfile(info, io.BytesIO(payload))
 
         for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-            add(name, {b"batch_label": name.encode(), b"labels": rng.integers(0, 10, per_batch).tolist(),
-                       b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
-                       b"filenames": [b"x.png"] * per_batch})
-        add("batches.meta", {b"label_names": [c.encode() for c in data.CIFAR10_CLASSES]})
+            add(
+                name,
+                {
+                    b"batch_label": name.encode(),
+                    b"labels": rng.integers(0, 10, per_batch).tolist(),
+                    b"data": rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8),
+                    b"filenames": [b"x.png"] * per_batch,
+                },
+            )
+        add(
+            "batches.meta", {b"label_names": [c.encode() for c in data.CIFAR10_CLASSES]}
+        )
     return path
 
 
 def _entry_for(path):
     entry = data.REGISTRY["cifar10/cifar-10-python.tar.gz"]
-    return replace(entry, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), size=None,
-                   urls=("http://127.0.0.1:9/cifar-10-python.tar.gz",))
+    return replace(
+        entry,
+        sha256=hashlib.sha256(path.read_bytes()).hexdigest(),
+        size=None,
+        urls=("http://127.0.0.1:9/cifar-10-python.tar.gz",),
+    )
 
 
 def test_cifar10_loader_reads_the_official_format(isolated_data):
@@ -139,7 +162,10 @@ def test_cifar10_loader_reads_the_official_format(isolated_data):
     assert x_train.dtype == np.uint8 and y_train.shape == (20,)
     # channel-first rows of 3072 bytes become channels-last images: red plane first
     with tarfile.open(path) as archive:
-        first = pickle.loads(archive.extractfile("cifar-10-batches-py/data_batch_1").read(), encoding="bytes")
+        first = pickle.loads(
+            archive.extractfile("cifar-10-batches-py/data_batch_1").read(),
+            encoding="bytes",
+        )
     assert np.array_equal(x_train[0, :, :, 0].ravel(), first[b"data"][0, :1024])
     assert np.array_equal(x_train[0, :, :, 2].ravel(), first[b"data"][0, 2048:])
 
@@ -151,7 +177,9 @@ class _Payload:
         return (os.system, ("touch PWNED",))
 
 
-def test_cifar10_archive_with_wrong_hash_is_never_unpickled(isolated_data, monkeypatch, tmp_path):
+def test_cifar10_archive_with_wrong_hash_is_never_unpickled(
+    isolated_data, monkeypatch, tmp_path
+):
     monkeypatch.chdir(tmp_path)
     (isolated_data / "cifar10").mkdir()
     path = isolated_data / "cifar10" / "cifar-10-python.tar.gz"

@@ -40,13 +40,17 @@ def held_out_digit():
     return split.x_train[:3000], normal_val, split.x_test[test], split.y_test[test]
 
 
-@pytest.mark.parametrize("detector_class", [ConvAutoencoder, ALOCC, GANomaly],
-                         ids=lambda c: c.__name__)
-def test_defaults_detect_on_a_digit_nobody_tuned_them_on(detector_class, held_out_digit,
-                                                         one_torch_thread):
+@pytest.mark.parametrize(
+    "detector_class", [ConvAutoencoder, ALOCC, GANomaly], ids=lambda c: c.__name__
+)
+def test_defaults_detect_on_a_digit_nobody_tuned_them_on(
+    detector_class, held_out_digit, one_torch_thread
+):
     x_train, normal_val, x_test, y_test = held_out_digit
     # every hyper-parameter at its default; PyTorch, as the audit's records
     detector = detector_class(framework="torch", seed=0, verbose=False, threads=1)
-    detector.fit(x_train, epochs=3, validation_data=(normal_val, np.zeros(len(normal_val))))
+    detector.fit(
+        x_train, epochs=3, validation_data=(normal_val, np.zeros(len(normal_val)))
+    )
     auroc = metrics.auroc(y_test, detector.decision_function(x_test))
     assert auroc >= BAR, f"{detector_class.__name__}: test AUROC {auroc:.3f}"

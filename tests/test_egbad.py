@@ -24,10 +24,13 @@ def mnist_small():
 
 
 def _fitted(framework, x, epochs=1, **kwargs):
-    return EGBAD(framework=framework, seed=0, verbose=False, **kwargs).fit(x, epochs=epochs)
+    return EGBAD(framework=framework, seed=0, verbose=False, **kwargs).fit(
+        x, epochs=epochs
+    )
 
 
 # ---------------------------------------------------------------------- equivalence
+
 
 @pytest.mark.parametrize("shape", [(121,), (28, 28, 1)], ids=["tabular", "image"])
 def test_twins_have_equal_parameter_counts_and_outputs(shape):
@@ -43,7 +46,9 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
     with torch.no_grad():
         for name in NETWORKS:
             net = torch_model.networks[name]
-            net.apply(glorot_init)  # larger weights than N(0, 0.02), so that the comparison is not trivially small
+            net.apply(
+                glorot_init
+            )  # larger weights than N(0, 0.02), so that the comparison is not trivially small
             for module in net.modules():
                 if isinstance(module, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)):
                     module.running_mean.uniform_(-0.5, 0.5)
@@ -51,26 +56,48 @@ def test_twins_have_equal_parameter_counts_and_outputs(shape):
                     module.weight.uniform_(0.5, 1.5)
     expected_layers = {(121,): (2, 3, 4), (28, 28, 1): (6, 7, 6)}[shape]
     for name, layers in zip(NETWORKS, expected_layers):
-        assert copy_torch_to_keras(torch_model.networks[name], keras_model.networks[name]) == layers
+        assert (
+            copy_torch_to_keras(torch_model.networks[name], keras_model.networks[name])
+            == layers
+        )
     # score with the copied weights: make the averages equal to them in both twins
-    torch_model.ema.set_weights({k: v for k, v in torch_model.get_weights().items() if k.startswith("ema_")})
+    torch_model.ema.set_weights(
+        {k: v for k, v in torch_model.get_weights().items() if k.startswith("ema_")}
+    )
     for name in NETWORKS:
-        torch_model.ema.averages[name].module.load_state_dict(torch_model.networks[name].state_dict())
-    keras_model.ema.set_weights({**keras_model.ema.get_weights(),
-                                 **{f"ema_{name}.{i:03d}": np.array(v.numpy())
-                                    for name in NETWORKS
-                                    for i, v in enumerate(keras_model.networks[name].trainable_variables)}})
+        torch_model.ema.averages[name].module.load_state_dict(
+            torch_model.networks[name].state_dict()
+        )
+    keras_model.ema.set_weights(
+        {
+            **keras_model.ema.get_weights(),
+            **{
+                f"ema_{name}.{i:03d}": np.array(v.numpy())
+                for name in NETWORKS
+                for i, v in enumerate(keras_model.networks[name].trainable_variables)
+            },
+        }
+    )
     out_torch, out_keras = torch_model.predict(x), keras_model.predict(x)
     assert set(out_torch) == set(out_keras)
     for key in out_torch:
         assert out_torch[key].shape == out_keras[key].shape, key
-        np.testing.assert_allclose(out_torch[key], out_keras[key], atol=1e-4, rtol=1e-4, err_msg=key)
-    assert np.abs(out_torch["logit_input"]).max() > 1e-2  # the comparison is not between zeros
+        np.testing.assert_allclose(
+            out_torch[key], out_keras[key], atol=1e-4, rtol=1e-4, err_msg=key
+        )
+    assert (
+        np.abs(out_torch["logit_input"]).max() > 1e-2
+    )  # the comparison is not between zeros
     assert EGBAD().hyperparameters["alpha"] == 0.9
     x_model = EGBAD().to_model_space(x)
-    scores_torch, scores_keras = anomaly_scores(x_model, out_torch), anomaly_scores(x_model, out_keras)
+    scores_torch, scores_keras = (
+        anomaly_scores(x_model, out_torch),
+        anomaly_scores(x_model, out_keras),
+    )
     for name in SCORES:
-        np.testing.assert_allclose(scores_torch[name], scores_keras[name], rtol=1e-4, err_msg=name)
+        np.testing.assert_allclose(
+            scores_torch[name], scores_keras[name], rtol=1e-4, err_msg=name
+        )
 
 
 def test_bigan_losses_are_the_same_through_torch_and_keras_ops():
@@ -78,19 +105,31 @@ def test_bigan_losses_are_the_same_through_torch_and_keras_ops():
     import torch
 
     rng = np.random.default_rng(0)
-    real, fake = rng.normal(0, 3, (8, 1)).astype(np.float32), rng.normal(0, 3, (8, 1)).astype(np.float32)
+    real, fake = (
+        rng.normal(0, 3, (8, 1)).astype(np.float32),
+        rng.normal(0, 3, (8, 1)).astype(np.float32),
+    )
     expected = bigan_losses(real.astype(np.float64), fake.astype(np.float64))
-    for ops, to_tensor in ((torch, torch.from_numpy), (keras.ops, keras.ops.convert_to_tensor)):
+    for ops, to_tensor in (
+        (torch, torch.from_numpy),
+        (keras.ops, keras.ops.convert_to_tensor),
+    ):
         losses = bigan_losses(to_tensor(real), to_tensor(fake), ops)
         for name, value in expected.items():
-            np.testing.assert_allclose(float(losses[name]), value, rtol=1e-5, err_msg=name)
+            np.testing.assert_allclose(
+                float(losses[name]), value, rtol=1e-5, err_msg=name
+            )
     with torch.no_grad():  # the framework's own cross-entropy agrees
         bce = torch.nn.functional.binary_cross_entropy_with_logits
-        np.testing.assert_allclose(expected["loss_g"], float(bce(torch.from_numpy(fake), torch.ones(8, 1))),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            expected["loss_g"],
+            float(bce(torch.from_numpy(fake), torch.ones(8, 1))),
+            rtol=1e-5,
+        )
 
 
 # ---------------------------------------------------------------------- weight averaging
+
 
 @pytest.mark.parametrize("warmup", [False, True])
 def test_torch_moving_average_follows_the_decay(warmup):
@@ -110,10 +149,15 @@ def test_torch_moving_average_follows_the_decay(warmup):
         ema.update()
         history.append(layer.weight.detach().numpy().copy())
     averaged = ema.averaged("layer").weight.detach().numpy()
-    np.testing.assert_allclose(averaged, expected_moving_average(history, decay, warmup),
-                               rtol=1e-5)
-    assert np.abs(averaged - history[-1]).min() > 0.5  # the raw weights moved on; the average lags behind
-    if warmup:  # early updates weigh the new weights more: the average is nearer the last
+    np.testing.assert_allclose(
+        averaged, expected_moving_average(history, decay, warmup), rtol=1e-5
+    )
+    assert (
+        np.abs(averaged - history[-1]).min() > 0.5
+    )  # the raw weights moved on; the average lags behind
+    if (
+        warmup
+    ):  # early updates weigh the new weights more: the average is nearer the last
         fixed = expected_moving_average(history, decay)
         assert (np.abs(averaged - history[-1]) < np.abs(fixed - history[-1])).all()
 
@@ -129,17 +173,23 @@ def test_keras_moving_average_follows_the_decay(warmup):
     optimizer = keras.optimizers.SGD(1.0, use_ema=True, ema_momentum=decay)
     ema = KerasEMA({"layer": (model, optimizer)}, warmup=warmup)
     kernel = model.trainable_variables[0]
-    np.testing.assert_array_equal(ema.get_weights()["ema_layer.000"], kernel.numpy())  # starts at the initial weights
+    np.testing.assert_array_equal(
+        ema.get_weights()["ema_layer.000"], kernel.numpy()
+    )  # starts at the initial weights
     history = []
     for step in range(steps):
-        grads = [np.full(v.shape, step + 1.0, np.float32) for v in model.trainable_variables]
+        grads = [
+            np.full(v.shape, step + 1.0, np.float32) for v in model.trainable_variables
+        ]
         ema.before_step()
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         history.append(np.array(kernel.numpy()))
     expected = expected_moving_average(history, decay, warmup)
     with ema.swapped():
         np.testing.assert_allclose(kernel.numpy(), expected, rtol=1e-5)
-    np.testing.assert_array_equal(kernel.numpy(), history[-1])  # the raw weights are back after the block
+    np.testing.assert_array_equal(
+        kernel.numpy(), history[-1]
+    )  # the raw weights are back after the block
     assert np.abs(expected - history[-1]).min() > 0.5
 
 
@@ -150,27 +200,47 @@ def test_scores_use_the_averaged_weights(framework, kdd):
     backend = detector.backend
     averaged, raw = backend.predict(x_val), backend.raw_outputs(x_val)
     assert not np.allclose(averaged["latent"], raw["latent"], atol=1e-6)
-    no_average = _fitted(framework, x_train, ema_decay=0.0)  # decay 0: the average is the last weights
-    np.testing.assert_allclose(no_average.backend.predict(x_val)["latent"],
-                               no_average.backend.raw_outputs(x_val)["latent"], rtol=1e-5, atol=1e-6)
+    no_average = _fitted(
+        framework, x_train, ema_decay=0.0
+    )  # decay 0: the average is the last weights
+    np.testing.assert_allclose(
+        no_average.backend.predict(x_val)["latent"],
+        no_average.backend.raw_outputs(x_val)["latent"],
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 # ---------------------------------------------------------------------- learning
+
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_short_kdd99_training_learns_to_detect(framework, kdd):
     x_train, x_val, y_val, x_test, y_test = kdd
     untrained = EGBAD(framework=framework, seed=0, verbose=False)
     untrained.build(x_train.shape[1:])
-    untrained_f1 = metrics.precision_recall_f1(y_test, untrained.decision_function(x_test), 0.2)["f1"]
+    untrained_f1 = metrics.precision_recall_f1(
+        y_test, untrained.decision_function(x_test), 0.2
+    )["f1"]
     # A CI-sized run: 2400 steps at 100x the official learning rate, with a 100-step average.  The ranking
     # flips from epoch to epoch (the instability of the official repository's issue #7), so, as in the
     # chapter, the epoch is selected on the validation split.
-    trained = EGBAD(framework=framework, seed=0, verbose=False, learning_rate=1e-3, ema_decay=0.99)
+    trained = EGBAD(
+        framework=framework, seed=0, verbose=False, learning_rate=1e-3, ema_decay=0.99
+    )
     trained.fit(x_train[:10000], epochs=12, validation_data=(x_val, y_val))
     result = metrics.evaluate(y_test, trained.decision_function(x_test), 0.2)
-    assert set(trained.history_) >= {"loss_d", "loss_g", "loss_e", "val_auroc", "val_auprc", "val_f1"}
-    assert trained.history_["val_auroc"][trained.best_epoch_ - 1] == max(trained.history_["val_auroc"])
+    assert set(trained.history_) >= {
+        "loss_d",
+        "loss_g",
+        "loss_e",
+        "val_auroc",
+        "val_auprc",
+        "val_f1",
+    }
+    assert trained.history_["val_auroc"][trained.best_epoch_ - 1] == max(
+        trained.history_["val_auroc"]
+    )
     # the normal-only rule, tracked in the same run: the lowest mean score of the normal validation rows
     mean_scores = trained.history_["val_mean_score"]
     assert trained.selected_epochs_["normal-only"] == int(np.argmin(mean_scores)) + 1
@@ -197,12 +267,17 @@ def test_image_networks_train_and_score(framework, mnist_small):
 
 # ---------------------------------------------------------------------- determinism, save/load
 
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_same_seed_same_scores(framework, kdd):
     x_train, x_test = kdd[0][:1500], kdd[3][:300]
     a = _fitted(framework, x_train).decision_function(x_test)
     b = _fitted(framework, x_train).decision_function(x_test)
-    c = EGBAD(framework=framework, seed=1, verbose=False).fit(x_train, epochs=1).decision_function(x_test)
+    c = (
+        EGBAD(framework=framework, seed=1, verbose=False)
+        .fit(x_train, epochs=1)
+        .decision_function(x_test)
+    )
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
@@ -215,9 +290,13 @@ def test_save_load_round_trip(framework, kdd, tmp_path):
     loaded = EGBAD.load(path)
     assert loaded.framework == framework and loaded.history_ == detector.history_
     assert loaded.hyperparameters["score"] == "feature_matching"
-    np.testing.assert_allclose(loaded.decision_function(x_test), detector.decision_function(x_test), rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.decision_function(x_test), detector.decision_function(x_test), rtol=1e-6
+    )
     other = {"torch": "keras", "keras": "torch"}[framework]
-    with pytest.raises(ValueError, match=f"holds a {framework} model, not a {other} one"):
+    with pytest.raises(
+        ValueError, match=f"holds a {framework} model, not a {other} one"
+    ):
         EGBAD.load(path, framework=other)
 
 
@@ -225,24 +304,34 @@ def test_load_rejects_another_model(kdd, tmp_path):
     from ganlib.autoencoder import ConvAutoencoder
 
     path = _fitted("torch", kdd[0][:300]).save(tmp_path / "egbad.npz")
-    with pytest.raises(ValueError, match="holds a EGBAD detector, not a ConvAutoencoder"):
+    with pytest.raises(
+        ValueError, match="holds a EGBAD detector, not a ConvAutoencoder"
+    ):
         ConvAutoencoder.load(path)
 
 
 def test_score_variants_and_the_formula():
     rng = np.random.default_rng(0)
     x = rng.random((4, 5))
-    outputs = {"reconstruction": x + 0.5, "logit_input": np.zeros((4, 1)), "logit_reconstruction": np.full((4, 1), 50.0),
-               "features_input": np.ones((4, 3)), "features_reconstruction": np.zeros((4, 3))}
+    outputs = {
+        "reconstruction": x + 0.5,
+        "logit_input": np.zeros((4, 1)),
+        "logit_reconstruction": np.full((4, 1), 50.0),
+        "features_input": np.ones((4, 3)),
+        "features_reconstruction": np.zeros((4, 3)),
+    }
     scores = anomaly_scores(x, outputs)
     assert tuple(scores) == SCORES == EGBAD.score_names
     np.testing.assert_allclose(scores["cross_entropy"], 0.9 * 2.5 + 0.1 * np.log(2))
     np.testing.assert_allclose(scores["cross_entropy_code"], 0.9 * 2.5, rtol=1e-9)
     np.testing.assert_allclose(scores["reconstruction"], 2.5)
-    np.testing.assert_allclose(anomaly_scores(x, outputs, alpha=0.5)["feature_matching"], 0.5 * 2.5 + 0.5 * 3)
+    np.testing.assert_allclose(
+        anomaly_scores(x, outputs, alpha=0.5)["feature_matching"], 0.5 * 2.5 + 0.5 * 3
+    )
 
 
 # ---------------------------------------------------------------------- errors
+
 
 def test_bad_inputs_give_clear_errors(kdd):
     assert_rejects_bad_input(EGBAD, kdd[0][:200])
@@ -264,10 +353,18 @@ def test_bad_inputs_give_clear_errors(kdd):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, kdd, monkeypatch):
-    make_a_loss_diverge(monkeypatch, EGBAD, framework, "loss_e", float("inf"), at_step=3)
-    with pytest.raises(FloatingPointError, match="loss 'loss_e' became inf at epoch 2, batch 1"):
-        EGBAD(framework=framework, verbose=False, batch_size=100).fit(kdd[0][:200], epochs=3)
+def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(
+    framework, kdd, monkeypatch
+):
+    make_a_loss_diverge(
+        monkeypatch, EGBAD, framework, "loss_e", float("inf"), at_step=3
+    )
+    with pytest.raises(
+        FloatingPointError, match="loss 'loss_e' became inf at epoch 2, batch 1"
+    ):
+        EGBAD(framework=framework, verbose=False, batch_size=100).fit(
+            kdd[0][:200], epochs=3
+        )
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -282,7 +379,7 @@ def test_batchnorm_statistics_are_recomputed_under_the_averaged_weights(framewor
     """
     rng = np.random.default_rng(0)
     x = rng.normal(1.0, 2.0, (96, 3)).astype(np.float32)
-    batches = [x[i:i + 32] for i in range(0, 96, 32)]
+    batches = [x[i : i + 32] for i in range(0, 96, 32)]
     averaged_kernel = rng.normal(0, 3.0, (3, 4)).astype(np.float32)  # (in, out)
     per_batch = [b @ averaged_kernel for b in batches]  # biases are zero
     expected_mean = np.mean([h.mean(0) for h in per_batch], axis=0)
@@ -295,14 +392,20 @@ def test_batchnorm_statistics_are_recomputed_under_the_averaged_weights(framewor
         torch.nn.init.zeros_(net[0].bias)
         ema = TorchEMA({"net": net}, 0.9)
         with torch.no_grad():
-            ema.averages["net"].module[0].weight.copy_(torch.from_numpy(averaged_kernel.T))
+            ema.averages["net"].module[0].weight.copy_(
+                torch.from_numpy(averaged_kernel.T)
+            )
             net[1].running_mean.fill_(-7.0)
-        assert ema.averaged("net")[1].running_mean[0].item() == -7.0  # not recomputed yet
+        assert (
+            ema.averaged("net")[1].running_mean[0].item() == -7.0
+        )  # not recomputed yet
         ema.recompute_statistics(lambda n, b: n(torch.from_numpy(b)), batches)
         bn = ema.averaged("net")[1]
         mean, var = bn.running_mean.numpy().copy(), bn.running_var.numpy().copy()
         expected_var = np.mean([h.var(0, ddof=1) for h in per_batch], axis=0)
-        assert net[1].running_mean[0].item() == -7.0  # the trained network keeps its own
+        assert (
+            net[1].running_mean[0].item() == -7.0
+        )  # the trained network keeps its own
         ema.update()
         assert ema.averaged("net")[1].running_mean[0].item() == -7.0  # stale: fallback
     else:
@@ -310,8 +413,13 @@ def test_batchnorm_statistics_are_recomputed_under_the_averaged_weights(framewor
 
         from ganlib.ema import KerasEMA
 
-        net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4),
-                                keras.layers.BatchNormalization()])
+        net = keras.Sequential(
+            [
+                keras.Input((3,)),
+                keras.layers.Dense(4),
+                keras.layers.BatchNormalization(),
+            ]
+        )
         optimizer = keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.9)
         ema = KerasEMA({"net": (net, optimizer)})
         ema._averages(optimizer)[0].assign(averaged_kernel)

@@ -28,7 +28,9 @@ def leave_one_out():
 
 
 def _fitted(framework, x, epochs=1, seed=0, **kwargs):
-    return GANomaly(framework=framework, seed=seed, verbose=False, **{**SMALL, **kwargs}).fit(x, epochs=epochs)
+    return GANomaly(
+        framework=framework, seed=seed, verbose=False, **{**SMALL, **kwargs}
+    ).fit(x, epochs=epochs)
 
 
 @pytest.fixture(scope="module", params=FRAMEWORKS)
@@ -42,11 +44,16 @@ def _twins(reencode_with, shape=(28, 28, 1)):
     import torch
 
     torch_model, keras_model = (
-        GANomaly(framework=framework, verbose=False, reencode_with=reencode_with, **SMALL).build(shape)
-        for framework in ("torch", "keras"))
+        GANomaly(
+            framework=framework, verbose=False, reencode_with=reencode_with, **SMALL
+        ).build(shape)
+        for framework in ("torch", "keras")
+    )
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
-        for module in (m for net in torch_model.networks.values() for m in net.modules()):
+        for module in (
+            m for net in torch_model.networks.values() for m in net.modules()
+        ):
             if isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
                 module.weight.normal_(0.0, 0.15, generator=generator)
             elif isinstance(module, torch.nn.BatchNorm2d):
@@ -66,36 +73,57 @@ def test_twins_have_equal_parameter_counts_and_outputs(reencode_with):
     torch_model, keras_model = _twins(reencode_with)
     counts = torch_model.parameter_counts()
     assert counts == keras_model.parameter_counts()
-    expected = {"generator_encoder", "decoder", "discriminator"} | ({"encoder"} if reencode_with == "E" else set())
+    expected = {"generator_encoder", "decoder", "discriminator"} | (
+        {"encoder"} if reencode_with == "E" else set()
+    )
     assert set(counts) == expected
     x = np.random.default_rng(1).random((6, 28, 28, 1), dtype=np.float32)
     x_net = to_model_space(x)
     assert x_net.shape == (6, 32, 32, 1)
-    for training in (False, True):  # inference mode (running statistics) and batch statistics
-        out_torch, out_keras = torch_model.outputs(x, training=training), keras_model.outputs(x, training=training)
+    for training in (
+        False,
+        True,
+    ):  # inference mode (running statistics) and batch statistics
+        out_torch, out_keras = (
+            torch_model.outputs(x, training=training),
+            keras_model.outputs(x, training=training),
+        )
         for key in ("latent", "latent_reconstructed", "reconstruction"):
-            assert np.abs(out_torch[key]).max() > 1e-2, key  # a meaningful comparison, not of near-zeros
-            np.testing.assert_allclose(out_torch[key], out_keras[key], atol=1e-4, err_msg=key)
+            assert np.abs(out_torch[key]).max() > 1e-2, (
+                key
+            )  # a meaningful comparison, not of near-zeros
+            np.testing.assert_allclose(
+                out_torch[key], out_keras[key], atol=1e-4, err_msg=key
+            )
     # each network alone, and the discriminator's two outputs
     torch_model.train_mode(False)
     with torch.no_grad():
         x_t = torch_model.to_tensor(x_net)
         features_t, logit_t = torch_model.discriminator(x_t)
     features_k, logit_k = keras_model.discriminator(x_net, training=False)
-    np.testing.assert_allclose(torch_model.to_numpy(features_t), np.asarray(features_k), atol=1e-4)
+    np.testing.assert_allclose(
+        torch_model.to_numpy(features_t), np.asarray(features_k), atol=1e-4
+    )
     np.testing.assert_allclose(logit_t.numpy(), np.asarray(logit_k), atol=1e-4)
     # the losses of one training batch (feature matching, L1, latent L2, D's cross-entropy) agree too
     torch_model.train_mode(True)
     with torch.no_grad():
         losses_t = {k: v.item() for k, v in torch_model.losses(x_t).items()}
-    losses_k = {k: float(v) for k, v in keras_model.losses(keras_model.to_tensor(x_net), training=True).items()}
+    losses_k = {
+        k: float(v)
+        for k, v in keras_model.losses(
+            keras_model.to_tensor(x_net), training=True
+        ).items()
+    }
     for key in losses_t:
         assert losses_t[key] == pytest.approx(losses_k[key], rel=1e-4, abs=1e-5), key
 
 
 def test_paper_width_parameter_counts():
     """At the paper's width (64 filters, nz = 100) on 32x32 inputs the networks have the official sizes."""
-    counts = GANomaly(framework="torch", verbose=False).build((28, 28, 1)).parameter_counts()
+    counts = (
+        GANomaly(framework="torch", verbose=False).build((28, 28, 1)).parameter_counts()
+    )
     # conv 1->64, 64->128 (+BN), 128->256 (+BN), 256->100 (4x4 kernels, no bias)
     encoder = 16 * (64 + 64 * 128 + 128 * 256 + 256 * 100) + 2 * (128 + 256)
     assert counts["generator_encoder"] == counts["encoder"] == encoder
@@ -108,7 +136,9 @@ def test_short_training_learns_to_detect(framework, leave_one_out):
     untrained = GANomaly(framework=framework, seed=0, verbose=False, base_filters=16)
     untrained.build(x_train.shape[1:])
     untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
-    trained = GANomaly(framework=framework, seed=0, verbose=False, base_filters=16).fit(x_train, epochs=2)
+    trained = GANomaly(framework=framework, seed=0, verbose=False, base_filters=16).fit(
+        x_train, epochs=2
+    )
     trained_auroc = metrics.auroc(y_test, trained.decision_function(x_test))
     # untrained networks reach 0.3-0.8 depending on the seed; 0.83 is above all of them
     assert trained_auroc > 0.83, (untrained_auroc, trained_auroc)
@@ -134,29 +164,44 @@ def test_save_load_round_trip(framework, leave_one_out, tmp_path):
     loaded = GANomaly.load(path)
     assert loaded.framework == framework and loaded.history_ == detector.history_
     assert loaded.hyperparameters["reencode_with"] == "G_E"
-    np.testing.assert_allclose(loaded.decision_function(x_test[:100]), detector.decision_function(x_test[:100]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        loaded.decision_function(x_test[:100]),
+        detector.decision_function(x_test[:100]),
+        rtol=1e-6,
+    )
     other = {"torch": "keras", "keras": "torch"}[framework]
-    with pytest.raises(ValueError, match=f"holds a {framework} model, not a {other} one"):
+    with pytest.raises(
+        ValueError, match=f"holds a {framework} model, not a {other} one"
+    ):
         GANomaly.load(path, framework=other)
 
 
 def test_load_rejects_another_model(leave_one_out, tmp_path):
     from ganlib.autoencoder import ConvAutoencoder
 
-    path = ConvAutoencoder(framework="torch", verbose=False).fit(leave_one_out[0][:256], epochs=1).save(tmp_path / "ae")
-    with pytest.raises(ValueError, match="holds a ConvAutoencoder detector, not a GANomaly"):
+    path = (
+        ConvAutoencoder(framework="torch", verbose=False)
+        .fit(leave_one_out[0][:256], epochs=1)
+        .save(tmp_path / "ae")
+    )
+    with pytest.raises(
+        ValueError, match="holds a ConvAutoencoder detector, not a GANomaly"
+    ):
         GANomaly.load(path)
 
 
-def test_train_mode_scoring_uses_batch_statistics_and_leaves_the_model_unchanged(fitted, leave_one_out):
+def test_train_mode_scoring_uses_batch_statistics_and_leaves_the_model_unchanged(
+    fitted, leave_one_out
+):
     x_test, detector = leave_one_out[1], fitted
     before = detector.backend.get_weights()
     eval_scores = detector.decision_function(x_test[:128])
     train_scores = detector.decision_function_train_mode(x_test[:128], batch_size=64)
     assert train_scores.shape == (128,) and not np.allclose(eval_scores, train_scores)
     # a sample's score depends on the other samples of its batch
-    other_batch = detector.decision_function_train_mode(np.concatenate([x_test[:32], x_test[200:232]]), batch_size=64)
+    other_batch = detector.decision_function_train_mode(
+        np.concatenate([x_test[:32], x_test[200:232]]), batch_size=64
+    )
     assert not np.allclose(train_scores[:32], other_batch[:32])
     after = detector.backend.get_weights()
     assert all(np.array_equal(before[k], after[k]) for k in before)
@@ -164,13 +209,21 @@ def test_train_mode_scoring_uses_batch_statistics_and_leaves_the_model_unchanged
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_discriminator_is_reinitialised_when_its_loss_vanishes(framework, leave_one_out):
+def test_discriminator_is_reinitialised_when_its_loss_vanishes(
+    framework, leave_one_out
+):
     x = leave_one_out[0][:256]
     always = _fitted(framework, x, d_reinit_threshold=1e9)
     never = _fitted(framework, x, d_reinit_threshold=0.0)
     assert always.history_["d_reinit"] == [1.0] and never.history_["d_reinit"] == [0.0]
-    kernels = [v for k, v in always.backend.get_weights().items() if k.startswith("discriminator") and v.ndim == 4]
-    assert all(abs(float(np.std(k)) - 0.02) < 0.005 for k in kernels)  # fresh N(0, 0.02) weights
+    kernels = [
+        v
+        for k, v in always.backend.get_weights().items()
+        if k.startswith("discriminator") and v.ndim == 4
+    ]
+    assert all(
+        abs(float(np.std(k)) - 0.02) < 0.005 for k in kernels
+    )  # fresh N(0, 0.02) weights
 
 
 def test_validation_selects_the_best_epoch_with_and_without_labels(leave_one_out):
@@ -181,8 +234,12 @@ def test_validation_selects_the_best_epoch_with_and_without_labels(leave_one_out
     history = detector.history_["val_auroc"]
     assert len(history) == 3 and detector.best_epoch_ == int(np.argmax(history)) + 1
     assert detector.selection_ == "labelled"
-    assert metrics.auroc(y_val, detector.decision_function(x_val)) == pytest.approx(max(history))
-    assert detector.history_["val_auroc_latent"] == history  # score="latent" is in force
+    assert metrics.auroc(y_val, detector.decision_function(x_val)) == pytest.approx(
+        max(history)
+    )
+    assert (
+        detector.history_["val_auroc_latent"] == history
+    )  # score="latent" is in force
     assert len(detector.history_["val_auroc_reconstruction"]) == 3
     # the label-free criterion: mean contextual error of the NORMAL validation images, lower is
     # better, recorded every epoch; the normal-only rule selects its minimum
@@ -196,7 +253,8 @@ def test_validation_selects_the_best_epoch_with_and_without_labels(leave_one_out
 
 
 def test_score_variants_come_from_one_pass_and_score_chooses_the_decision_function(
-        leave_one_out):
+    leave_one_out,
+):
     x = leave_one_out[1][:64]
     latent = GANomaly(framework="torch", verbose=False, **SMALL)
     latent.build(x.shape[1:])
@@ -204,18 +262,26 @@ def test_score_variants_come_from_one_pass_and_score_chooses_the_decision_functi
     assert set(variants) == set(GANomaly.score_names) == {"latent", "reconstruction"}
     np.testing.assert_array_equal(latent.decision_function(x), variants["latent"])
     outputs = latent.model_outputs(x)
-    expected = np.mean(np.abs(to_model_space(x) - outputs["reconstruction"]), axis=(1, 2, 3))
+    expected = np.mean(
+        np.abs(to_model_space(x) - outputs["reconstruction"]), axis=(1, 2, 3)
+    )
     np.testing.assert_allclose(variants["reconstruction"], expected, rtol=1e-6)
-    np.testing.assert_array_equal(contextual_error(to_model_space(x), outputs["reconstruction"]),
-                                  variants["reconstruction"])
+    np.testing.assert_array_equal(
+        contextual_error(to_model_space(x), outputs["reconstruction"]),
+        variants["reconstruction"],
+    )
     pixel = GANomaly(framework="torch", verbose=False, score="reconstruction", **SMALL)
     pixel.build(x.shape[1:])  # same seed, same weights
-    np.testing.assert_array_equal(pixel.decision_function(x), variants["reconstruction"])
+    np.testing.assert_array_equal(
+        pixel.decision_function(x), variants["reconstruction"]
+    )
     # the official train-mode scoring follows `score` too (one batch of 64: batch statistics)
     batch_outputs = latent.backend.outputs(x, training=True)
-    np.testing.assert_allclose(pixel.decision_function_train_mode(x, batch_size=64),
-                               contextual_error(to_model_space(x), batch_outputs["reconstruction"]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        pixel.decision_function_train_mode(x, batch_size=64),
+        contextual_error(to_model_space(x), batch_outputs["reconstruction"]),
+        rtol=1e-6,
+    )
 
 
 def test_torch_model_leaves_process_wide_settings_alone(leave_one_out):
@@ -237,13 +303,21 @@ def test_torch_model_leaves_process_wide_settings_alone(leave_one_out):
 
 def test_preprocessing_score_and_scaling():
     x = np.random.default_rng(0).random((3, 28, 28, 1), dtype=np.float32)
-    assert network_size(28, 28) == 32 and network_size(32, 32) == 32 and network_size(10, 12) == 16
+    assert (
+        network_size(28, 28) == 32
+        and network_size(32, 32) == 32
+        and network_size(10, 12) == 16
+    )
     padded = to_model_space(x)
     assert padded.shape == (3, 32, 32, 1) and padded.min() >= -1 and padded.max() <= 1
-    assert np.all(padded[:, :2] == -1.0) and np.all(padded[:, :, -2:] == -1.0)  # background padding
+    assert np.all(padded[:, :2] == -1.0) and np.all(
+        padded[:, :, -2:] == -1.0
+    )  # background padding
     np.testing.assert_allclose(from_model_space(padded, 28, 28), x, atol=1e-6)
     official = to_model_space(x, "official_mnist")
-    np.testing.assert_allclose(from_model_space(official, 28, 28, "official_mnist"), x, atol=1e-5)
+    np.testing.assert_allclose(
+        from_model_space(official, 28, 28, "official_mnist"), x, atol=1e-5
+    )
     detector = GANomaly(verbose=False, input_scaling="official_mnist")
     np.testing.assert_array_equal(detector.to_model_space(x), official)
     scores, labels = np.random.default_rng(1).gamma(2.0, size=200), np.arange(200) % 2
@@ -258,7 +332,9 @@ def test_reconstruct_returns_images_in_the_input_space(fitted, leave_one_out):
     assert x_hat.shape == (5, 28, 28, 1) and x_hat.min() >= 0.0 and x_hat.max() <= 1.0
     # the padding is cropped off: the centre of G's output, mapped back to [0, 1]
     x_net = detector.model_outputs(x_test[:5])["reconstruction"]
-    np.testing.assert_allclose(x_hat, np.clip((x_net[:, 2:30, 2:30] + 1) / 2, 0, 1), atol=1e-6)
+    np.testing.assert_allclose(
+        x_hat, np.clip((x_net[:, 2:30, 2:30] + 1) / 2, 0, 1), atol=1e-6
+    )
 
 
 def test_bad_inputs_give_clear_errors(leave_one_out):
@@ -275,7 +351,9 @@ def test_bad_inputs_give_clear_errors(leave_one_out):
         GANomaly(base_filters=0)
     with pytest.raises(TypeError, match="latent_dim must be an integer"):
         GANomaly(latent_dim=16.0)
-    with pytest.raises(ValueError, match="score must be one of \\('latent', 'reconstruction'\\)"):
+    with pytest.raises(
+        ValueError, match="score must be one of \\('latent', 'reconstruction'\\)"
+    ):
         GANomaly(score="l2")
     with pytest.raises(ValueError, match="beta_1 must be in \\[0, 1\\)"):
         GANomaly(beta_1=1.0)
@@ -300,8 +378,14 @@ def test_bad_inputs_give_clear_errors(leave_one_out):
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(framework, leave_one_out, monkeypatch):
-    make_a_loss_diverge(monkeypatch, GANomaly, framework, "g_loss", float("inf"), at_step=3)
+def test_a_diverging_loss_stops_with_the_epoch_and_the_loss_named(
+    framework, leave_one_out, monkeypatch
+):
+    make_a_loss_diverge(
+        monkeypatch, GANomaly, framework, "g_loss", float("inf"), at_step=3
+    )
     detector = GANomaly(framework=framework, verbose=False, batch_size=100, **SMALL)
-    with pytest.raises(FloatingPointError, match="loss 'g_loss' became inf at epoch 2, batch 1"):
+    with pytest.raises(
+        FloatingPointError, match="loss 'g_loss' became inf at epoch 2, batch 1"
+    ):
         detector.fit(leave_one_out[0][:200], epochs=3)

@@ -7,7 +7,9 @@ from ganlib import metrics
 def test_perfect_random_and_inverted_scores():
     y = np.array([0, 0, 0, 1, 1])
     assert metrics.auroc(y, [0.1, 0.2, 0.3, 0.8, 0.9]) == 1.0
-    assert metrics.auroc(y, [0.9, 0.8, 0.7, 0.2, 0.1]) == 0.0  # orientation: higher = more anomalous
+    assert (
+        metrics.auroc(y, [0.9, 0.8, 0.7, 0.2, 0.1]) == 0.0
+    )  # orientation: higher = more anomalous
     assert metrics.auroc(y, [1, 1, 1, 1, 1]) == 0.5
 
 
@@ -21,24 +23,41 @@ def test_auprc_equals_average_precision_by_hand():
 def test_precision_recall_f1_flags_the_top_share():
     y = np.array([0] * 8 + [1] * 2)
     s = np.arange(10, dtype=float)  # the two anomalies hold the two top scores
-    assert metrics.precision_recall_f1(y, s, 0.2) == {"precision": 1.0, "recall": 1.0, "f1": 1.0}
+    assert metrics.precision_recall_f1(y, s, 0.2) == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+    }
     half = metrics.precision_recall_f1(y, s, 0.4)  # four flagged, two right
-    assert half["precision"] == 0.5 and half["recall"] == 1.0 and half["f1"] == pytest.approx(2 / 3)
+    assert (
+        half["precision"] == 0.5
+        and half["recall"] == 1.0
+        and half["f1"] == pytest.approx(2 / 3)
+    )
 
 
 def test_evaluate_keys():
     y, s = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.3])
     assert set(metrics.evaluate(y, s)) == {"auroc", "auprc"}
-    assert set(metrics.evaluate(y, s, 0.5)) == {"auroc", "auprc", "precision", "recall", "f1"}
+    assert set(metrics.evaluate(y, s, 0.5)) == {
+        "auroc",
+        "auprc",
+        "precision",
+        "recall",
+        "f1",
+    }
 
 
-@pytest.mark.parametrize("y, s, message", [
-    ([0, 1, 1], [0.1, 0.2], "differ in length"),
-    ([0, 1], [0.1, np.nan], "NaN"),
-    ([1, 1], [0.1, 0.2], "single class"),
-    ([0, 2], [0.1, 0.2], "0 \\(normal\\) or 1"),
-    ([], [], "empty"),
-])
+@pytest.mark.parametrize(
+    "y, s, message",
+    [
+        ([0, 1, 1], [0.1, 0.2], "differ in length"),
+        ([0, 1], [0.1, np.nan], "NaN"),
+        ([1, 1], [0.1, 0.2], "single class"),
+        ([0, 2], [0.1, 0.2], "0 \\(normal\\) or 1"),
+        ([], [], "empty"),
+    ],
+)
 def test_clear_errors(y, s, message):
     with pytest.raises(ValueError, match=message):
         metrics.auroc(y, s)
@@ -53,7 +72,9 @@ def test_threshold_max_f1_finds_the_best_cut_and_f1_at_threshold_scores_either_c
     y = np.array([0, 0, 0, 1, 0, 1, 1])
     s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
     tau = metrics.threshold_max_f1(y, s)
-    assert tau == 0.4  # flags 0.4..0.7: precision 3/4, recall 1 -> F1 0.857, the best cut
+    assert (
+        tau == 0.4
+    )  # flags 0.4..0.7: precision 3/4, recall 1 -> F1 0.857, the best cut
     assert metrics.f1_at_threshold(y, s, tau) == pytest.approx(6 / 7)
     # normal class positive: predicted normal = below 0.4 -> 3 of 4 normals, no false normal
     assert metrics.f1_at_threshold(y, s, tau, positive="normal") == pytest.approx(6 / 7)

@@ -14,7 +14,15 @@ scores = np.concatenate([rng.normal(0, 1, 30), rng.normal(3, 1, 10)])
 
 
 def test_each_plot_returns_a_figure_with_its_panels():
-    assert len(plots.plot_history({"epoch": [1, 2], "loss": [2.0, 1.0], "val_auroc": [0.6, 0.7]}, best_epoch=2).axes) == 2
+    assert (
+        len(
+            plots.plot_history(
+                {"epoch": [1, 2], "loss": [2.0, 1.0], "val_auroc": [0.6, 0.7]},
+                best_epoch=2,
+            ).axes
+        )
+        == 2
+    )
     assert "AUROC" in plots.plot_score_histogram(y, scores).axes[0].get_title()
     roc = plots.plot_roc(y, {"a": scores, "b": -scores})
     assert len(roc.axes[0].lines) == 3  # two curves and the chance diagonal

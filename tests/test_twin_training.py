@@ -65,7 +65,7 @@ def _data(shape, seed=0):
     x = rng.random((STEPS * BATCH + 32, *shape), dtype=np.float32)
     if len(shape) == 3:  # blurred a little, so that the images have some structure
         x = (x + np.roll(x, 1, 1) + np.roll(x, 1, 2) + np.roll(x, 1, (1, 2))) / 4
-    return [x[i * BATCH:(i + 1) * BATCH] for i in range(STEPS)], x[-32:]
+    return [x[i * BATCH : (i + 1) * BATCH] for i in range(STEPS)], x[-32:]
 
 
 def _keras_layers(model):
@@ -105,6 +105,7 @@ def _same_latent_noise(backend, seed=0):
     if backend.framework == "torch":
         backend.latent_noise = lambda n: backend.to_tensor(draw(n))
     else:  # called while tf.function traces: the draw runs each time the graph does
+
         def latent_noise(n):
             z = tf.numpy_function(draw, [n], tf.float32, stateful=True)
             return tf.ensure_shape(z, (None, latent_dim))
@@ -134,8 +135,11 @@ def _adam_epsilon_as_keras(torch_backend, keras_backend):
     import keras
     import torch
 
-    epsilons = {o.epsilon for o in _optimizers(keras_backend)
-                if isinstance(o, keras.optimizers.Adam)}
+    epsilons = {
+        o.epsilon
+        for o in _optimizers(keras_backend)
+        if isinstance(o, keras.optimizers.Adam)
+    }
     adams = [o for o in _optimizers(torch_backend) if isinstance(o, torch.optim.Adam)]
     assert len(epsilons) == 1 and adams, (epsilons, adams)
     epsilon, train_step, steps = epsilons.pop(), torch_backend.train_step, [0]
@@ -153,8 +157,11 @@ def _adam_epsilon_as_keras(torch_backend, keras_backend):
 
 def _float_weights(weights):
     """The floating-point arrays of ``get_weights``, without averages and counters."""
-    return {k: v for k, v in weights.items()
-            if not k.startswith("ema_") and np.issubdtype(v.dtype, np.floating)}
+    return {
+        k: v
+        for k, v in weights.items()
+        if not k.startswith("ema_") and np.issubdtype(v.dtype, np.floating)
+    }
 
 
 def _weight_gaps(make, torch_model, keras_model, copies):
@@ -175,18 +182,27 @@ def _weight_gaps(make, torch_model, keras_model, copies):
     ported = make("keras")
     for name, network in torch_model.networks.items():
         copy_torch_to_keras(network, ported.networks[name])
-        for mine, trained in zip(ported.networks[name].weights,
-                                 keras_model.networks[name].weights):
+        for mine, trained in zip(
+            ported.networks[name].weights, keras_model.networks[name].weights
+        ):
             variance = "moving_variance" in mine.path
-            note("variances" if variance else "weights", np.asarray(mine),
-                 np.asarray(trained), variance)
+            note(
+                "variances" if variance else "weights",
+                np.asarray(mine),
+                np.asarray(trained),
+                variance,
+            )
     mine = _float_weights(torch_model.get_weights())
     for copy in copies:
         nudged = _float_weights(copy.get_weights())
         for key, value in mine.items():
             variance = key.endswith("running_var")
-            note("chaos_variances" if variance else "chaos_weights", value, nudged[key],
-                 variance)
+            note(
+                "chaos_variances" if variance else "chaos_weights",
+                value,
+                nudged[key],
+                variance,
+            )
     return gaps
 
 
@@ -224,8 +240,10 @@ def _train_alike(make, shape, prepare=None, outputs=None, same_adam=True):
         backend = prepare(make("torch"))
         return _adam_epsilon_as_keras(backend, keras_model) if same_adam else backend
 
-    copies = [perturbed_copy(make_torch, torch_model.get_weights(), seed=seed)
-              for seed in range(COPIES)]
+    copies = [
+        perturbed_copy(make_torch, torch_model.get_weights(), seed=seed)
+        for seed in range(COPIES)
+    ]
     torch_model, keras_model = prepare(torch_model), prepare(keras_model)
     if same_adam:
         _adam_epsilon_as_keras(torch_model, keras_model)
@@ -234,8 +252,11 @@ def _train_alike(make, shape, prepare=None, outputs=None, same_adam=True):
     gaps = train_twins_alike(torch_model, keras_model, batches, probe, copies, outputs)
     gaps.update(_weight_gaps(make, torch_model, keras_model, copies))
     # Keras traced each of its step functions once: the noise hooks retrace nothing
-    traced = [f.experimental_get_tracing_count() for f in vars(keras_model).values()
-              if hasattr(f, "experimental_get_tracing_count")]
+    traced = [
+        f.experimental_get_tracing_count()
+        for f in vars(keras_model).values()
+        if hasattr(f, "experimental_get_tracing_count")
+    ]
     assert max(traced) == 1, traced
     m = min(values_per_channel, default=None)
     return gaps, {**FLOORS, "variances": 1 / (m - 1) if m else 0.0}
@@ -243,9 +264,11 @@ def _train_alike(make, shape, prepare=None, outputs=None, same_adam=True):
 
 def test_ganomaly_twins_train_alike():
     """GANomaly: an Adam step of G and one of D per batch; it draws no noise."""
+
     def make(framework):
-        return GANomaly(framework=framework, seed=0, verbose=False, base_filters=8,
-                        latent_dim=16).build((16, 16, 1))
+        return GANomaly(
+            framework=framework, seed=0, verbose=False, base_filters=8, latent_dim=16
+        ).build((16, 16, 1))
 
     assert_within_chaos(*_train_alike(make, (16, 16, 1)))
 
@@ -258,18 +281,22 @@ def test_alocc_twins_train_alike():
     front of BatchNorm): the copies drift apart within a few steps, and so do
     the twins, no faster.
     """
+
     def make(framework):
-        return ALOCC(framework=framework, seed=0, verbose=False,
-                     base_filters=8).build((16, 16, 1))
+        return ALOCC(framework=framework, seed=0, verbose=False, base_filters=8).build(
+            (16, 16, 1)
+        )
 
     assert_within_chaos(*_train_alike(make, (16, 16, 1), same_adam=False))
 
 
 def test_ognet_twins_train_alike():
     """OGNet, phase one: an Adam step of D, then one of G, on the same NumPy noise."""
+
     def make(framework):
-        return OGNet(framework=framework, seed=0, verbose=False, base_filters=4,
-                     image_size=None).build((28, 28, 1))
+        return OGNet(
+            framework=framework, seed=0, verbose=False, base_filters=4, image_size=None
+        ).build((28, 28, 1))
 
     assert_within_chaos(*_train_alike(make, (28, 28, 1)))
 
@@ -286,44 +313,69 @@ def _raw_and_averaged(backend, probe):
 
 def _bigan(detector_class, **hyperparameters):
     """Tabular EGBAD or ALAD at ten times the default learning rate: ten steps count."""
+
     def make(framework):
-        return detector_class(framework=framework, seed=0, verbose=False,
-                              learning_rate=1e-4, **hyperparameters).build((20,))
+        return detector_class(
+            framework=framework,
+            seed=0,
+            verbose=False,
+            learning_rate=1e-4,
+            **hyperparameters,
+        ).build((20,))
 
     return make
 
 
 def test_egbad_twins_train_alike():
     """EGBAD, tabular: Adam steps of D, then of G and E, on the same z (no dropout)."""
-    assert_within_chaos(*_train_alike(_bigan(EGBAD), (20,), _same_z_no_dropout,
-                                      _raw_and_averaged))
+    assert_within_chaos(
+        *_train_alike(_bigan(EGBAD), (20,), _same_z_no_dropout, _raw_and_averaged)
+    )
 
 
 def test_alad_twins_train_alike():
     """ALAD, tabular: Adam steps of the three Ds, then of G and E, on the same z."""
-    assert_within_chaos(*_train_alike(_bigan(ALAD), (20,), _same_z_no_dropout,
-                                      _raw_and_averaged))
+    assert_within_chaos(
+        *_train_alike(_bigan(ALAD), (20,), _same_z_no_dropout, _raw_and_averaged)
+    )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "spectral normalisation differs by design: PyTorch trains W and divides by sigma, "
-    "Keras trains the kernel it overwrites with W / sigma. Measured over ten steps "
-    "(chaos): loss 0.056 (1e-6), outputs 0.037 (1e-6), weights 9e-3 (2e-4)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "spectral normalisation differs by design: PyTorch trains W and divides by sigma, "
+        "Keras trains the kernel it overwrites with W / sigma. Measured over ten steps "
+        "(chaos): loss 0.056 (1e-6), outputs 0.037 (1e-6), weights 9e-3 (2e-4)"
+    ),
+)
 def test_alad_twins_with_spectral_norm_train_alike():
     """ALAD, tabular, with spectral normalisation (each framework's own)."""
-    assert_within_chaos(*_train_alike(_bigan(ALAD, spectral_norm=True), (20,),
-                                      _same_z_no_dropout, _raw_and_averaged))
+    assert_within_chaos(
+        *_train_alike(
+            _bigan(ALAD, spectral_norm=True),
+            (20,),
+            _same_z_no_dropout,
+            _raw_and_averaged,
+        )
+    )
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Keras' Adam adds epsilon before the bias correction: gradients below about "
-    "3e-7 take smaller steps than in PyTorch. Measured over ten steps (chaos): "
-    "outputs 3.7e-5 (1.9e-6), weights 9.1e-5 (1.2e-6), loss 5.4e-6 (6e-7)"))
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Keras' Adam adds epsilon before the bias correction: gradients below about "
+        "3e-7 take smaller steps than in PyTorch. Measured over ten steps (chaos): "
+        "outputs 3.7e-5 (1.9e-6), weights 9.1e-5 (1.2e-6), loss 5.4e-6 (6e-7)"
+    ),
+)
 def test_egbad_twins_with_each_adams_own_epsilon():
     """EGBAD as above, but each Adam adds epsilon where its framework does.
 
     When this passes, Keras' Adam computes PyTorch's update: drop the marker,
     and ``_adam_epsilon_as_keras`` with it.
     """
-    assert_within_chaos(*_train_alike(_bigan(EGBAD), (20,), _same_z_no_dropout,
-                                      _raw_and_averaged, same_adam=False))
+    assert_within_chaos(
+        *_train_alike(
+            _bigan(EGBAD), (20,), _same_z_no_dropout, _raw_and_averaged, same_adam=False
+        )
+    )

@@ -49,24 +49,42 @@ def kdd99_short_jobs():
     for name in ("egbad", "alad"):
         for framework in ("torch", "keras"):
             for learning_rate in (1e-5, 1e-4):
-                yield {"detector": name, "framework": framework, "seed": 0,
-                       "class": f"lr={learning_rate:g}", "epochs": 3,
-                       "hyperparameters": {"learning_rate": learning_rate,
-                                           **({"patience": None} if name == "alad" else {})}}
+                yield {
+                    "detector": name,
+                    "framework": framework,
+                    "seed": 0,
+                    "class": f"lr={learning_rate:g}",
+                    "epochs": 3,
+                    "hyperparameters": {
+                        "learning_rate": learning_rate,
+                        **({"patience": None} if name == "alad" else {}),
+                    },
+                }
 
 
 def run_kdd99_short(job):
     split = protocols.kdd99(seed=job["seed"])
     detector = detector_class(job["detector"])(
-        framework=job["framework"], seed=job["seed"], verbose=False, threads=1,
-        selection="labelled", **job["hyperparameters"])
+        framework=job["framework"],
+        seed=job["seed"],
+        verbose=False,
+        threads=1,
+        selection="labelled",
+        **job["hyperparameters"],
+    )
     start = time.perf_counter()
-    detector.fit(split.x_train, epochs=job["epochs"],
-                 validation_data=(split.x_val, split.y_val))
+    detector.fit(
+        split.x_train, epochs=job["epochs"], validation_data=(split.x_val, split.y_val)
+    )
     seconds = time.perf_counter() - start
-    values = {"selected_epoch": detector.selected_epochs_.get("labelled"),
-              "score": detector.hyperparameters["score"]}
-    for part, x, y in (("val", split.x_val, split.y_val), ("test", split.x_test, split.y_test)):
+    values = {
+        "selected_epoch": detector.selected_epochs_.get("labelled"),
+        "score": detector.hyperparameters["score"],
+    }
+    for part, x, y in (
+        ("val", split.x_val, split.y_val),
+        ("test", split.x_test, split.y_test),
+    ):
         variants = detector.score_variants(x)
         for name, scores in variants.items():
             result = metrics.evaluate(y, scores, split.contamination)
@@ -79,58 +97,94 @@ def alad_mnist_averaging_jobs():
     """The review's setting: ALAD, PyTorch, digit 0, base_filters 16, 5 epochs."""
     for framework in ("torch", "keras"):
         for warmup in (True, False):
-            yield {"detector": "alad", "framework": framework, "seed": 0,
-                   "class": f"0, warmup={warmup}",
-                   "epochs": 5, "hyperparameters": {
-                       "base_filters": 16, "ema_decay": 0.999, "ema_warmup": warmup,
-                       "patience": None}}
+            yield {
+                "detector": "alad",
+                "framework": framework,
+                "seed": 0,
+                "class": f"0, warmup={warmup}",
+                "epochs": 5,
+                "hyperparameters": {
+                    "base_filters": 16,
+                    "ema_decay": 0.999,
+                    "ema_warmup": warmup,
+                    "patience": None,
+                },
+            }
 
 
 def run_alad_mnist_averaging(job):
     split = protocols.one_class_normal(0, seed=job["seed"], val_fraction=0.25)
-    detector = detector_class("alad")(framework=job["framework"], seed=job["seed"],
-                                      verbose=False, threads=1, selection="last",
-                                      **job["hyperparameters"])
+    detector = detector_class("alad")(
+        framework=job["framework"],
+        seed=job["seed"],
+        verbose=False,
+        threads=1,
+        selection="last",
+        **job["hyperparameters"],
+    )
     start = time.perf_counter()
-    detector.fit(split.x_train, epochs=job["epochs"],
-                 validation_data=(split.x_val, split.y_val))
+    detector.fit(
+        split.x_train, epochs=job["epochs"], validation_data=(split.x_val, split.y_val)
+    )
     seconds = time.perf_counter() - start
     averaged = detector.score_variants(split.x_test)
     backend, raw_outputs = detector.backend, {}
     with detector.compute_scope():
         for i in range(0, len(split.x_test), 500):
-            for key, value in backend.raw_outputs(split.x_test[i:i + 500]).items():
+            for key, value in backend.raw_outputs(split.x_test[i : i + 500]).items():
                 raw_outputs.setdefault(key, []).append(value)
     raw = detector.scores_from_outputs(
-        split.x_test, {k: np.concatenate(v) for k, v in raw_outputs.items()})
+        split.x_test, {k: np.concatenate(v) for k, v in raw_outputs.items()}
+    )
     return seconds, {
-        **{f"test_auroc_{k}": metrics.auroc(split.y_test, v) for k, v in averaged.items()},
-        **{f"test_auroc_raw_{k}": metrics.auroc(split.y_test, v) for k, v in raw.items()}}
+        **{
+            f"test_auroc_{k}": metrics.auroc(split.y_test, v)
+            for k, v in averaged.items()
+        },
+        **{
+            f"test_auroc_raw_{k}": metrics.auroc(split.y_test, v)
+            for k, v in raw.items()
+        },
+    }
 
 
 def defaults_new_data_jobs():
-    """Library defaults, 3 epochs on the first 3,000 training images, normal-only validation."""
+    """Library defaults, 3 epochs on the first 3,000 training images, normal-only
+    validation."""
     for name in DETECTORS:
         for framework in ("torch", "keras"):
             for digit in (2, 5, 8):
-                yield {"detector": name, "framework": framework, "seed": 0,
-                       "class": str(digit), "epochs": 3, "hyperparameters": {}}
+                yield {
+                    "detector": name,
+                    "framework": framework,
+                    "seed": 0,
+                    "class": str(digit),
+                    "epochs": 3,
+                    "hyperparameters": {},
+                }
 
 
 def run_defaults_new_data(job):
     split = protocols.one_class_normal(int(job["class"]), seed=job["seed"])
     normal = split.y_val == 0
-    detector = detector_class(job["detector"])(framework=job["framework"],
-                                               seed=job["seed"], verbose=False, threads=1)
+    detector = detector_class(job["detector"])(
+        framework=job["framework"], seed=job["seed"], verbose=False, threads=1
+    )
     start = time.perf_counter()
-    detector.fit(split.x_train[:3000], epochs=job["epochs"],
-                 validation_data=(split.x_val[normal], split.y_val[normal]))
+    detector.fit(
+        split.x_train[:3000],
+        epochs=job["epochs"],
+        validation_data=(split.x_val[normal], split.y_val[normal]),
+    )
     seconds = time.perf_counter() - start
     rule = "normal-only" if "normal-only" in detector.selected_epochs_ else "last"
-    return seconds, {"rule_in_force": rule,
-                     "selected_epoch": detector.selected_epochs_[rule],
-                     "test_auroc": metrics.auroc(split.y_test,
-                                                 detector.decision_function(split.x_test))}
+    return seconds, {
+        "rule_in_force": rule,
+        "selected_epoch": detector.selected_epochs_[rule],
+        "test_auroc": metrics.auroc(
+            split.y_test, detector.decision_function(split.x_test)
+        ),
+    }
 
 
 VALIDATION_DIGITS = (0, 1, 3, 4, 6, 7, 9)  # the held-out check uses 2, 5 and 8
@@ -147,26 +201,45 @@ def score_choice_jobs():
         for hyperparameters in [{}] + ALTERNATIVES.get(name, []):
             suffix = "".join(f", {k}={v}" for k, v in hyperparameters.items())
             for digit in VALIDATION_DIGITS:
-                yield {"detector": name, "framework": "torch", "seed": 0,
-                       "class": f"{digit}{suffix}", "epochs": 3,
-                       "hyperparameters": hyperparameters}
+                yield {
+                    "detector": name,
+                    "framework": "torch",
+                    "seed": 0,
+                    "class": f"{digit}{suffix}",
+                    "epochs": 3,
+                    "hyperparameters": hyperparameters,
+                }
 
 
 def run_score_choice(job):
     """Validation AUROC of every score, the epoch chosen by the normal-only rule."""
-    split = protocols.one_class_normal(int(job["class"].split(",")[0]), seed=job["seed"])
-    detector = detector_class(job["detector"])(framework=job["framework"],
-                                               seed=job["seed"], verbose=False, threads=1,
-                                               selection="normal-only",
-                                               **job["hyperparameters"])
+    split = protocols.one_class_normal(
+        int(job["class"].split(",")[0]), seed=job["seed"]
+    )
+    detector = detector_class(job["detector"])(
+        framework=job["framework"],
+        seed=job["seed"],
+        verbose=False,
+        threads=1,
+        selection="normal-only",
+        **job["hyperparameters"],
+    )
     start = time.perf_counter()
-    detector.fit(split.x_train[:3000], epochs=job["epochs"],
-                 validation_data=(split.x_val, split.y_val))
+    detector.fit(
+        split.x_train[:3000],
+        epochs=job["epochs"],
+        validation_data=(split.x_val, split.y_val),
+    )
     seconds = time.perf_counter() - start
     rule = "normal-only" if "normal-only" in detector.selected_epochs_ else "last"
-    return seconds, {"rule_in_force": rule, "selected_epoch": detector.selected_epochs_[rule],
-                     **{f"val_auroc_{name}": metrics.auroc(split.y_val, scores)
-                        for name, scores in detector.score_variants(split.x_val).items()}}
+    return seconds, {
+        "rule_in_force": rule,
+        "selected_epoch": detector.selected_epochs_[rule],
+        **{
+            f"val_auroc_{name}": metrics.auroc(split.y_val, scores)
+            for name, scores in detector.score_variants(split.x_val).items()
+        },
+    }
 
 
 CHECKS = {
@@ -187,27 +260,47 @@ def main(argv=None) -> None:
     index, count = (int(part) for part in args.shard.split("/"))
     make_jobs, run = CHECKS[args.check]
     store = Store(STORE)
-    jobs = [job for job in make_jobs() if args.only in (None, job["detector"])
-            and args.framework in (None, job["framework"])]
+    jobs = [
+        job
+        for job in make_jobs()
+        if args.only in (None, job["detector"])
+        and args.framework in (None, job["framework"])
+    ]
     for number, job in enumerate(jobs):
         if number % count != index:
             continue
-        record = {"suite": args.check, "class": job["class"], "detector": job["detector"],
-                  "framework": job["framework"], "seed": job["seed"], "rule": "-",
-                  "profile": PROFILE}
+        record = {
+            "suite": args.check,
+            "class": job["class"],
+            "detector": job["detector"],
+            "framework": job["framework"],
+            "seed": job["seed"],
+            "rule": "-",
+            "profile": PROFILE,
+        }
         if record_key(record) in store.keys(PROFILE, args.check):
             continue
         print(f"{args.check}: {job}", flush=True)
         seconds, values = run(job)
-        record.update(status="ok", epochs=job["epochs"],
-                      hyperparameters=job["hyperparameters"], train_seconds=seconds,
-                      score_seconds=None, test_auroc=None, test_auprc=None,
-                      hardware=runmode.hardware(), threads=1, load=os.getloadavg()[0],
-                      timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        record.update(
+            status="ok",
+            epochs=job["epochs"],
+            hyperparameters=job["hyperparameters"],
+            train_seconds=seconds,
+            score_seconds=None,
+            test_auroc=None,
+            test_auprc=None,
+            hardware=runmode.hardware(),
+            threads=1,
+            load=os.getloadavg()[0],
+            timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         record.update(values)
         store.append(record)
-        print({k: v for k, v in record.items() if k.startswith(("val_", "test_"))},
-              flush=True)
+        print(
+            {k: v for k, v in record.items() if k.startswith(("val_", "test_"))},
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def refresh(path: Path) -> int:
         except SyntaxError:  # IPython magics (the Colab install cell)
             tree = None
         trees.append(tree)
-    # every top-level import of the chapter, so that a cell may use names imported earlier
+    # every top-level import of the chapter, so that a cell may use names imported
+    # earlier
     imports = [
         node
         for tree in trees

@@ -1,4 +1,4 @@
-"""ALAD: "Adversarially Learned Anomaly Detection" (Zenati, Romain, Foo, Lecouat and Chandrasekhar, ICDM 2018).
+"""ALAD, "Adversarially Learned Anomaly Detection" (Zenati et al., ICDM 2018).
 
 ALAD is a BiGAN {Donahue et al., 2017; Dumoulin et al., 2017} (an encoder
 E: x -> z, a generator G: z -> x, a discriminator D_xz judging the pairs
@@ -52,9 +52,21 @@ NORMAL_ONLY_CRITERIA = {"mean_score": "val_mean_score", "l2": "val_l2"}
 #: The official code's per-dataset settings (alad/kdd_utilities.py and
 #: alad/cifar10_utilities.py), but for the tabular learning rate: 1e-4, not 1e-5
 #: (see the class docstring)
-TABULAR = {"latent_dim": 32, "batch_size": 50, "learning_rate": 1e-4, "spectral_norm": False}
-IMAGE = {"latent_dim": 100, "batch_size": 32, "learning_rate": 2e-4, "spectral_norm": True}
-IMAGE_SIDE = 32  # the DCGAN-style image networks take 32x32 inputs; smaller images are padded
+TABULAR = {
+    "latent_dim": 32,
+    "batch_size": 50,
+    "learning_rate": 1e-4,
+    "spectral_norm": False,
+}
+IMAGE = {
+    "latent_dim": 100,
+    "batch_size": 32,
+    "learning_rate": 2e-4,
+    "spectral_norm": True,
+}
+IMAGE_SIDE = (
+    32  # the DCGAN-style image networks take 32x32 inputs; smaller images are padded
+)
 
 #: The official tabular networks' widths per dataset (alad/kdd_utilities.py and
 #: alad/arrhythmia_utilities.py), chosen by ``tabular_widths``; both twins build
@@ -64,10 +76,24 @@ IMAGE_SIDE = 32  # the DCGAN-style image networks take 32x32 inputs; smaller ima
 #: D_xz's x-branch, z-branch and joint (feature) layer.  Dropout (D_xz 0.5, D_xx and
 #: D_zz 0.2) and activations are the same in both official files.
 TABULAR_WIDTHS = {
-    "kdd": {"encoder": (64,), "generator": (64, 128), "xz_x": 128, "xz_z": 128,
-            "xz_joint": 128, "xx": (128,), "zz": (32,)},
-    "arrhythmia": {"encoder": (256, 128), "generator": (128, 256), "xz_x": 128,
-                   "xz_z": 128, "xz_joint": 256, "xx": (256, 128), "zz": (64, 32)},
+    "kdd": {
+        "encoder": (64,),
+        "generator": (64, 128),
+        "xz_x": 128,
+        "xz_z": 128,
+        "xz_joint": 128,
+        "xx": (128,),
+        "zz": (32,),
+    },
+    "arrhythmia": {
+        "encoder": (256, 128),
+        "generator": (128, 256),
+        "xz_x": 128,
+        "xz_z": 128,
+        "xz_joint": 256,
+        "xx": (256, 128),
+        "zz": (64, 32),
+    },
 }
 
 #: The official Arrhythmia settings (alad/arrhythmia_utilities.py), one argument away:
@@ -78,13 +104,17 @@ ARRHYTHMIA = {"tabular_widths": "arrhythmia", "latent_dim": 64, "batch_size": 32
 
 
 def to_model_space(x: np.ndarray) -> np.ndarray:
-    """Network input: tabular rows as they are; images padded to 32x32 and scaled from [0, 1] to [-1, 1] (tanh range)."""
+    """Network input: tabular rows as they are; images padded to 32x32 and scaled
+    from [0, 1] to [-1, 1] (tanh range)."""
     x = np.asarray(x, dtype=np.float32)
     return 2.0 * pad_to_network_size(x) - 1.0 if x.ndim == 4 else x
 
 
-def from_model_space(x_net: np.ndarray, height: int | None = None, width: int | None = None) -> np.ndarray:
-    """Inverse of :func:`to_model_space`: images cropped to ``height`` x ``width`` and back in [0, 1]."""
+def from_model_space(
+    x_net: np.ndarray, height: int | None = None, width: int | None = None
+) -> np.ndarray:
+    """Inverse of :func:`to_model_space`: images cropped to ``height`` x ``width``
+    and back in [0, 1]."""
     if x_net.ndim != 4:
         return x_net
     return np.clip((crop(x_net, height, width) + 1.0) / 2.0, 0.0, 1.0)
@@ -105,6 +135,7 @@ def losses_from_logits(logits: dict, ops=np, use_dzz: bool = True) -> dict:
 
     Shown in chapters/06_alad.ipynb.
     """
+
     def bce(name, target):
         return bce_with_logits(logits[name], target, ops)
 
@@ -121,8 +152,14 @@ def losses_from_logits(logits: dict, ops=np, use_dzz: bool = True) -> dict:
     }
 
 
-def anomaly_scores(x_net: np.ndarray, outputs: dict, height: int | None = None, width: int | None = None) -> dict:
-    """The paper's four scores per sample (section IV-D), from the networks' outputs; higher = more anomalous.
+def anomaly_scores(
+    x_net: np.ndarray,
+    outputs: dict,
+    height: int | None = None,
+    width: int | None = None,
+) -> dict:
+    """The paper's four scores per sample (section IV-D), from the networks' outputs;
+    higher = more anomalous.
 
     ``x_net`` is the input in model space, ``outputs`` holds ``reconstruction``
     (G(E(x)), model space), ``logit_fake`` (D_xx(x, G(E(x)))), and
@@ -134,20 +171,26 @@ def anomaly_scores(x_net: np.ndarray, outputs: dict, height: int | None = None, 
     """
     reconstruction = outputs["reconstruction"]
     if x_net.ndim == 4:
-        x_net, reconstruction = crop(x_net, height, width), crop(reconstruction, height, width)
+        x_net, reconstruction = (
+            crop(x_net, height, width),
+            crop(reconstruction, height, width),
+        )
     n = len(x_net)
     residual = (np.asarray(x_net, np.float64) - reconstruction).reshape(n, -1)
-    feature_gap = (np.asarray(outputs["features_real"], np.float64) - outputs["features_fake"]).reshape(n, -1)
+    feature_gap = (
+        np.asarray(outputs["features_real"], np.float64) - outputs["features_fake"]
+    ).reshape(n, -1)
     return {
         "features": np.abs(feature_gap).sum(axis=1),
         "logits": softplus(-np.asarray(outputs["logit_fake"], np.float64).reshape(n)),
         "l1": np.abs(residual).sum(axis=1),
-        "l2": np.sqrt((residual ** 2).sum(axis=1)),
+        "l2": np.sqrt((residual**2).sum(axis=1)),
     }
 
 
 class ALAD(TabularOrImageDetector):
-    """ALAD (Zenati et al., ICDM 2018) for tabular data and images, in Keras (default) or PyTorch.
+    """ALAD (Zenati et al., ICDM 2018) for tabular data and images, in Keras (default)
+    or PyTorch.
 
     Inputs are tabular ``(n, features)`` (KDD99, Arrhythmia, any width) or
     images ``(n, height, width, channels)`` in [0, 1] up to 32x32 (MNIST's
@@ -235,19 +278,22 @@ class ALAD(TabularOrImageDetector):
     default_framework = "keras"
     family_defaults = {"tabular": TABULAR, "image": IMAGE}
     score_names = SCORES
-    choices = {"normal_only_criterion": tuple(NORMAL_ONLY_CRITERIA),
-               "tabular_widths": tuple(TABULAR_WIDTHS)}
+    choices = {
+        "normal_only_criterion": tuple(NORMAL_ONLY_CRITERIA),
+        "tabular_widths": tuple(TABULAR_WIDTHS),
+    }
     defaults = {
-        "latent_dim": None,        # 32 tabular, 100 images
-        "batch_size": None,        # 50 tabular, 32 images
-        "learning_rate": None,     # 1e-4 tabular (official 1e-5), 2e-4 images
-        "spectral_norm": None,     # False tabular, True images
-        "base_filters": 128,       # image networks: width of the first convolution (official: 128)
-        "tabular_widths": "kdd",   # tabular: "kdd" or "arrhythmia", TABULAR_WIDTHS
+        "latent_dim": None,  # 32 tabular, 100 images
+        "batch_size": None,  # 50 tabular, 32 images
+        "learning_rate": None,  # 1e-4 tabular (official 1e-5), 2e-4 images
+        "spectral_norm": None,  # False tabular, True images
+        # image networks: width of the first convolution (official: 128)
+        "base_filters": 128,
+        "tabular_widths": "kdd",  # tabular: "kdd" or "arrhythmia", TABULAR_WIDTHS
         "beta_1": 0.5,
         "ema_decay": 0.999,
-        "ema_warmup": True,        # decay min(ema_decay, (1+n)/(10+n)); False: official
-        "use_dzz": True,           # the README: "please use it with --enable_dzz"
+        "ema_warmup": True,  # decay min(ema_decay, (1+n)/(10+n)); False: official
+        "use_dzz": True,  # the README: "please use it with --enable_dzz"
         "score": "features",
         "normal_only_criterion": "mean_score",  # official; "l2": the seed report's
         "patience": 10,
@@ -258,11 +304,13 @@ class ALAD(TabularOrImageDetector):
         """The averages' decay in [0, 1); positive convolution widths and patience."""
         check_decay(hp["ema_decay"])
         if hp["base_filters"] < 1:
-            raise ValueError("base_filters must be a positive integer, "
-                             f"got {hp['base_filters']!r}")
+            raise ValueError(
+                f"base_filters must be a positive integer, got {hp['base_filters']!r}"
+            )
         if hp["patience"] is not None and hp["patience"] < 1:
-            raise ValueError("patience must be a positive integer or None, "
-                             f"got {hp['patience']!r}")
+            raise ValueError(
+                f"patience must be a positive integer or None, got {hp['patience']!r}"
+            )
 
     @property
     def label_free_criterion(self) -> tuple[str, bool]:
@@ -272,8 +320,10 @@ class ALAD(TabularOrImageDetector):
 
     def check_image_shape(self, shape):
         if network_size(shape[1], shape[2]) != IMAGE_SIDE:
-            raise ValueError(f"ALAD's image networks take images from 17x17 to 32x32 "
-                             f"(padded to 32x32), got {shape[1]}x{shape[2]}")
+            raise ValueError(
+                f"ALAD's image networks take images from 17x17 to 32x32 "
+                f"(padded to 32x32), got {shape[1]}x{shape[2]}"
+            )
 
     def validation_values(self, x_val, y_val):
         """The validation values of one epoch, from one pass of the networks.
@@ -288,8 +338,10 @@ class ALAD(TabularOrImageDetector):
         if not normal.any():
             raise ValueError("the validation split needs normal samples")
         scores = self.score_variants(x_val)
-        return {**validation_curves(y_val, scores[self.hyperparameters["score"]]),
-                "val_l2": float(np.mean(scores["l2"][normal]))}
+        return {
+            **validation_curves(y_val, scores[self.hyperparameters["score"]]),
+            "val_l2": float(np.mean(scores["l2"][normal])),
+        }
 
     # ------------------------------------------------------------------ scoring
 
@@ -306,7 +358,8 @@ class ALAD(TabularOrImageDetector):
         return (shape[0], shape[1]) if len(shape) == 3 else (None, None)
 
     def reconstruct(self, X) -> np.ndarray:
-        """G(E(x)) in inference mode with the averaged weights, in the input's shape and range."""
+        """G(E(x)) in inference mode with the averaged weights, in the input's shape
+        and range."""
         reconstruction = self.model_outputs(X)["reconstruction"]
         return from_model_space(reconstruction, *self._image_size())
 

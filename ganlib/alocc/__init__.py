@@ -11,7 +11,8 @@ Two networks are trained against each other on the target (normal) class only
 
 The joint objective (paper, eq. 4) is
 
-.. math:: \\min_R \\max_D \\; \\mathbb E_X[\\log D(X)] + \\mathbb E_{\\tilde X}[\\log(1 - D(R(\\tilde X)))]
+.. math:: \\min_R \\max_D \\; \\mathbb E_X[\\log D(X)]
+          + \\mathbb E_{\\tilde X}[\\log(1 - D(R(\\tilde X)))]
           + \\lambda \\, \\mathbb E \\lVert X - R(\\tilde X) \\rVert^2 .
 
 After training, R pushes target-class images towards the class and *distorts*
@@ -176,15 +177,16 @@ def add_noise(x: np.ndarray, std: float, rng: np.random.Generator) -> np.ndarray
 
 
 def encoder_sizes(height: int, width: int, n: int = 3) -> list[tuple[int, int]]:
-    """Spatial sizes after each of ``n`` stride-2 "same" convolutions: 28 -> 14 -> 7 -> 4."""
+    """Spatial sizes after ``n`` stride-2 "same" convolutions: 28 -> 14 -> 7 -> 4."""
     sizes = [(height, width)]
     for _ in range(n):
         sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))
     return sizes
 
 
-def reconstruction_loss(x, x_noisy, x_hat, loss: str = "l2",
-                        reduction: str = "sum", ops=np):
+def reconstruction_loss(
+    x, x_noisy, x_hat, loss: str = "l2", reduction: str = "sum", ops=np
+):
     """R's reconstruction term of eq. 4, for batches ``(n, height, width, channels)``.
 
     ``x`` is the clean batch, ``x_noisy`` the noisy copy X̃ R was given and
@@ -229,22 +231,25 @@ def d_separation(real_logits: np.ndarray, fake_logits: np.ndarray) -> float:
     return metrics.auroc(labels, np.concatenate([real, fake]))
 
 
-def scores_from_outputs(x: np.ndarray,
-                        outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def scores_from_outputs(
+    x: np.ndarray, outputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """The three anomaly scores of section 3.2, from R(X) and D's logits on X and R(X).
 
     Shown in chapters/02_alocc.ipynb.
     """
     return {
-        "d_of_reconstruction":
-            -outputs["d_logit_reconstruction"].astype(np.float64).reshape(-1),
+        "d_of_reconstruction": -outputs["d_logit_reconstruction"]
+        .astype(np.float64)
+        .reshape(-1),
         "d_of_input": -outputs["d_logit_input"].astype(np.float64).reshape(-1),
         "reconstruction_error": reconstruction_error(x, outputs["reconstruction"]),
     }
 
 
 class ALOCC(Detector):
-    """ALOCC one-class classifier for images, in Keras (default, as in the seed article) or PyTorch.
+    """ALOCC one-class classifier for images, in Keras (default, as in the seed article)
+    or PyTorch.
 
     Hyper-parameters (see the module docstring for paper-vs-code choices):
 
@@ -302,9 +307,11 @@ class ALOCC(Detector):
         "reconstruction_reduction": "sum",
         "stopping": "reconstruction",  # paper; "d_separation" for the D scores
     }
-    choices = {"reconstruction_loss": RECONSTRUCTION_LOSSES,
-               "reconstruction_reduction": RECONSTRUCTION_REDUCTIONS,
-               "stopping": tuple(STOPPING_RULES)}
+    choices = {
+        "reconstruction_loss": RECONSTRUCTION_LOSSES,
+        "reconstruction_reduction": RECONSTRUCTION_REDUCTIONS,
+        "stopping": tuple(STOPPING_RULES),
+    }
     score_names = SCORES
     input_kind = "image"
 
@@ -317,8 +324,9 @@ class ALOCC(Detector):
     def check_hyperparameters(self, hp: dict) -> None:
         """Ranges that the base's type checks leave open (``None`` passes them)."""
         if hp["r_steps"] is None or hp["r_steps"] < 1:
-            raise ValueError("r_steps must be a positive integer, "
-                             f"got {hp['r_steps']!r}")
+            raise ValueError(
+                f"r_steps must be a positive integer, got {hp['r_steps']!r}"
+            )
         if hp["noise_std"] is None or hp["noise_std"] < 0:
             raise ValueError(f"noise_std must be >= 0, got {hp['noise_std']!r}")
 
@@ -355,7 +363,8 @@ class ALOCC(Detector):
             normal_errors = scores["reconstruction_error"][normal]
             values["val_reconstruction_error"] = float(np.mean(normal_errors))
             values["val_d_separation"] = self.d_separation(
-                x_val[normal], outputs["d_logit_input"][normal])
+                x_val[normal], outputs["d_logit_input"][normal]
+            )
         if len(np.unique(y_val)) == 2:
             for name, variant in scores.items():
                 values[f"val_auroc_{name}"] = metrics.auroc(y_val, variant)
@@ -374,7 +383,8 @@ class ALOCC(Detector):
         if real_logits is None:
             real_logits = self.model_outputs(x)["d_logit_input"]
         rng = np.random.default_rng(self.seed + VALIDATION_NOISE_SEED_OFFSET)
-        x_noisy = add_noise(np.asarray(x, dtype=np.float32),
-                            self.hyperparameters["noise_std"], rng)
+        x_noisy = add_noise(
+            np.asarray(x, dtype=np.float32), self.hyperparameters["noise_std"], rng
+        )
         fake_logits = self.model_outputs(x_noisy)["d_logit_reconstruction"]
         return d_separation(real_logits, fake_logits)

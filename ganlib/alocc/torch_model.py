@@ -1,4 +1,5 @@
-"""PyTorch twin of ALOCC's networks and training step (Sabokrou et al., 2018, section 3 and Figs. 3-4)."""
+"""PyTorch twin of ALOCC's networks and training step
+(Sabokrou et al., 2018, section 3 and Figs. 3-4)."""
 
 from __future__ import annotations
 
@@ -15,17 +16,22 @@ LEAK = 0.2  # LeakyReLU slope of the official code's ``lrelu``
 
 
 class UpsampleTo(nn.Module):
-    """Nearest-neighbour x2 upsampling, cropped to ``size`` (4 -> 8 -> 7), mirroring the encoder's sizes."""
+    """Nearest-neighbour x2 upsampling, cropped to ``size`` (4 -> 8 -> 7), mirroring
+    the encoder's sizes."""
 
     def __init__(self, size: tuple[int, int]):
         super().__init__()
         self.size = tuple(size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.interpolate(x, scale_factor=2, mode="nearest")[:, :, :self.size[0], :self.size[1]]
+        return F.interpolate(x, scale_factor=2, mode="nearest")[
+            :, :, : self.size[0], : self.size[1]
+        ]
 
 
-def build_reconstructor(channels: int, height: int, width: int, base: int) -> nn.Sequential:
+def build_reconstructor(
+    channels: int, height: int, width: int, base: int
+) -> nn.Sequential:
     """R (paper, Fig. 3): three 5x5 stride-2 conv + BN + LeakyReLU layers, then three
     conv + BN + ReLU + upsampling layers back to the input size, then a 5x5 conv with a
     sigmoid (images in [0, 1]).
@@ -34,17 +40,35 @@ def build_reconstructor(channels: int, height: int, width: int, base: int) -> nn
     """
     sizes = encoder_sizes(height, width)
     return nn.Sequential(
-        Conv2dSame(channels, 2 * base, 5, stride=2), nn.BatchNorm2d(2 * base), nn.LeakyReLU(LEAK),
-        Conv2dSame(2 * base, 4 * base, 5, stride=2), nn.BatchNorm2d(4 * base), nn.LeakyReLU(LEAK),
-        Conv2dSame(4 * base, 8 * base, 5, stride=2), nn.BatchNorm2d(8 * base), nn.LeakyReLU(LEAK),
-        Conv2dSame(8 * base, 4 * base, 5), nn.BatchNorm2d(4 * base), nn.ReLU(), UpsampleTo(sizes[2]),
-        Conv2dSame(4 * base, 2 * base, 5), nn.BatchNorm2d(2 * base), nn.ReLU(), UpsampleTo(sizes[1]),
-        Conv2dSame(2 * base, base, 5), nn.BatchNorm2d(base), nn.ReLU(), UpsampleTo(sizes[0]),
-        Conv2dSame(base, channels, 5), nn.Sigmoid(),
+        Conv2dSame(channels, 2 * base, 5, stride=2),
+        nn.BatchNorm2d(2 * base),
+        nn.LeakyReLU(LEAK),
+        Conv2dSame(2 * base, 4 * base, 5, stride=2),
+        nn.BatchNorm2d(4 * base),
+        nn.LeakyReLU(LEAK),
+        Conv2dSame(4 * base, 8 * base, 5, stride=2),
+        nn.BatchNorm2d(8 * base),
+        nn.LeakyReLU(LEAK),
+        Conv2dSame(8 * base, 4 * base, 5),
+        nn.BatchNorm2d(4 * base),
+        nn.ReLU(),
+        UpsampleTo(sizes[2]),
+        Conv2dSame(4 * base, 2 * base, 5),
+        nn.BatchNorm2d(2 * base),
+        nn.ReLU(),
+        UpsampleTo(sizes[1]),
+        Conv2dSame(2 * base, base, 5),
+        nn.BatchNorm2d(base),
+        nn.ReLU(),
+        UpsampleTo(sizes[0]),
+        Conv2dSame(base, channels, 5),
+        nn.Sigmoid(),
     )
 
 
-def build_discriminator(channels: int, height: int, width: int, base: int) -> nn.Sequential:
+def build_discriminator(
+    channels: int, height: int, width: int, base: int
+) -> nn.Sequential:
     """D (paper, Fig. 4): four 5x5 stride-2 convolutions (BN on all but the first,
     LeakyReLU), then a dense logit.
 
@@ -52,12 +76,21 @@ def build_discriminator(channels: int, height: int, width: int, base: int) -> nn
     """
     last = encoder_sizes(height, width, 4)[-1]
     return nn.Sequential(
-        Conv2dSame(channels, base, 5, stride=2), nn.LeakyReLU(LEAK),
-        Conv2dSame(base, 2 * base, 5, stride=2), nn.BatchNorm2d(2 * base), nn.LeakyReLU(LEAK),
-        Conv2dSame(2 * base, 4 * base, 5, stride=2), nn.BatchNorm2d(4 * base), nn.LeakyReLU(LEAK),
-        Conv2dSame(4 * base, 8 * base, 5, stride=2), nn.BatchNorm2d(8 * base), nn.LeakyReLU(LEAK),
+        Conv2dSame(channels, base, 5, stride=2),
+        nn.LeakyReLU(LEAK),
+        Conv2dSame(base, 2 * base, 5, stride=2),
+        nn.BatchNorm2d(2 * base),
+        nn.LeakyReLU(LEAK),
+        Conv2dSame(2 * base, 4 * base, 5, stride=2),
+        nn.BatchNorm2d(4 * base),
+        nn.LeakyReLU(LEAK),
+        Conv2dSame(4 * base, 8 * base, 5, stride=2),
+        nn.BatchNorm2d(8 * base),
+        nn.LeakyReLU(LEAK),
         ChannelsLastFlatten(),
-        nn.Linear(8 * base * last[0] * last[1], 1),  # a logit: the sigmoid is inside the loss
+        nn.Linear(
+            8 * base * last[0] * last[1], 1
+        ),  # a logit: the sigmoid is inside the loss
     )
 
 
@@ -66,11 +99,18 @@ class ALOCCTorch(TorchBackend):
         super().__init__(input_shape, hyperparameters, seed)
         height, width, channels = self.input_shape
         base = self.hp["base_filters"]
-        self.reconstructor = build_reconstructor(channels, height, width, base).to(self.device)
-        self.discriminator = build_discriminator(channels, height, width, base).to(self.device)
+        self.reconstructor = build_reconstructor(channels, height, width, base).to(
+            self.device
+        )
+        self.discriminator = build_discriminator(channels, height, width, base).to(
+            self.device
+        )
         for network in (self.reconstructor, self.discriminator):
             network.apply(dcgan_init)
-        self.networks = {"reconstructor": self.reconstructor, "discriminator": self.discriminator}
+        self.networks = {
+            "reconstructor": self.reconstructor,
+            "discriminator": self.discriminator,
+        }
         # RMSprop as the official code; alpha is TensorFlow's decay of 0.9 (PyTorch's
         # default is 0.99)
         rate, RMSprop = self.hp["learning_rate"], torch.optim.RMSprop
@@ -86,8 +126,14 @@ class ALOCCTorch(TorchBackend):
 
         Shown in chapters/02_alocc.ipynb.
         """
-        return reconstruction_loss(x, x_noisy, x_hat, self.hp["reconstruction_loss"],
-                                   self.hp["reconstruction_reduction"], torch)
+        return reconstruction_loss(
+            x,
+            x_noisy,
+            x_hat,
+            self.hp["reconstruction_loss"],
+            self.hp["reconstruction_reduction"],
+            torch,
+        )
 
     def train_step(self, batch):
         """One D update, then ``r_steps`` R updates (eq. 4; the official code's order).
@@ -102,13 +148,15 @@ class ALOCCTorch(TorchBackend):
         with torch.no_grad():
             fake = self.reconstructor(x_noisy)
         real_logit, fake_logit = self.discriminator(x), self.discriminator(fake)
-        loss_d = (bce_with_logits(real_logit, 1.0, torch)
-                  + bce_with_logits(fake_logit, 0.0, torch))
+        loss_d = bce_with_logits(real_logit, 1.0, torch) + bce_with_logits(
+            fake_logit, 0.0, torch
+        )
         self.optimizer_d.zero_grad()
         loss_d.backward()
         self.optimizer_d.step()
 
-        # R, r_steps times: fool D (its output on R(X̃) -> 1) and reconstruct, weighted by lambda
+        # R, r_steps times: fool D (its output on R(X̃) -> 1) and reconstruct, weighted
+        # by lambda
         for _ in range(self.hp["r_steps"]):
             x_hat = self.reconstructor(x_noisy)
             fake_logit = self.discriminator(x_hat)
@@ -118,12 +166,17 @@ class ALOCCTorch(TorchBackend):
             self.optimizer_r.zero_grad()
             loss_r.backward()
             self.optimizer_r.step()
-        return {"loss_d": loss_d.item(), "loss_r_adversarial": loss_adv.item(),
-                "loss_r_reconstruction": loss_rec.item()}
+        return {
+            "loss_d": loss_d.item(),
+            "loss_r_adversarial": loss_adv.item(),
+            "loss_r_reconstruction": loss_rec.item(),
+        }
 
     def outputs(self, batch):
         x = self.to_tensor(batch)
         x_hat = self.reconstructor(x)
-        return {"reconstruction": self.to_numpy(x_hat),
-                "d_logit_input": self.to_numpy(self.discriminator(x)),
-                "d_logit_reconstruction": self.to_numpy(self.discriminator(x_hat))}
+        return {
+            "reconstruction": self.to_numpy(x_hat),
+            "d_logit_input": self.to_numpy(self.discriminator(x)),
+            "d_logit_reconstruction": self.to_numpy(self.discriminator(x_hat)),
+        }

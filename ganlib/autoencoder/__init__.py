@@ -1,11 +1,13 @@
-"""A plain convolutional autoencoder: the reconstruction baseline every GAN chapter is compared with.
+"""A plain convolutional autoencoder: the reconstruction baseline every GAN chapter is
+compared with.
 
 It is the GAN models without the adversary: an encoder squeezes an image into a
 small code, a decoder rebuilds it, and training minimises the mean squared
 reconstruction error on normal images only.  An image the model never learned
 to rebuild should come back worse, so the anomaly score is
 
-.. math:: A(x) = \\frac{1}{HWC} \\lVert x - \\mathrm{Dec}(\\mathrm{Enc}(x)) \\rVert_2^2 .
+.. math:: A(x) = \\frac{1}{HWC}
+          \\lVert x - \\mathrm{Dec}(\\mathrm{Enc}(x)) \\rVert_2^2 .
 
 The networks are in :mod:`ganlib.autoencoder.torch_model` and
 :mod:`ganlib.autoencoder.keras_model`; the score, written once, is below.
@@ -27,7 +29,7 @@ def reconstruction_error(x: np.ndarray, x_hat: np.ndarray) -> np.ndarray:
 
 
 class ConvAutoencoder(Detector):
-    """Convolutional autoencoder anomaly detector for images (28x28 or 32x32, 1 or 3 channels).
+    """Convolutional autoencoder detector for images (28x28 or 32x32, 1 or 3 channels).
 
     Encoder: two 4x4 stride-2 convolutions (32 and 64 filters, LeakyReLU 0.2,
     BatchNorm on the second), then a dense layer to a ``latent_dim`` code.
@@ -61,11 +63,13 @@ class ConvAutoencoder(Detector):
         return super().fit(X, y, **kwargs)
 
     def scores_from_outputs(self, x, outputs):
-        """The one score, the mean squared reconstruction error. Shown in chapters/01_setting.ipynb."""
+        """The one score, the mean squared reconstruction error. Shown in
+        chapters/01_setting.ipynb."""
         return {
             "reconstruction_error": reconstruction_error(x, outputs["reconstruction"])
         }
 
     def reconstruct(self, X) -> np.ndarray:
-        """Reconstructions of ``X`` in inference mode, in the shape and range of ``X``."""
+        """Reconstructions of ``X`` in inference mode, in the shape and range of
+        ``X``."""
         return self.model_outputs(X)["reconstruction"]

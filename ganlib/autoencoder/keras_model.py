@@ -1,4 +1,5 @@
-"""Keras 3 twin of the convolutional autoencoder baseline.  Shown in chapters/01_setting.ipynb."""
+"""Keras 3 twin of the convolutional autoencoder baseline.  Shown in
+chapters/01_setting.ipynb."""
 
 from __future__ import annotations
 

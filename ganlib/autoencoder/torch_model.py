@@ -1,4 +1,5 @@
-"""PyTorch twin of the convolutional autoencoder baseline.  Shown in chapters/01_setting.ipynb."""
+"""PyTorch twin of the convolutional autoencoder baseline.  Shown in
+chapters/01_setting.ipynb."""
 
 from __future__ import annotations
 
@@ -57,7 +58,9 @@ class AutoencoderTorch(TorchBackend):
             glorot_init
         )  # Keras' default, so both twins start from the same distribution
         self.networks = {"autoencoder": self.autoencoder}
-        self.optimizer = adam(self.autoencoder.parameters(), lr=self.hp["learning_rate"])
+        self.optimizer = adam(
+            self.autoencoder.parameters(), lr=self.hp["learning_rate"]
+        )
 
     def train_step(self, batch):
         self.train_mode(True)

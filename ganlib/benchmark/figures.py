@@ -24,8 +24,9 @@ def heatmap(per_class: pd.DataFrame, suite: str, rule: str, title: str = ""):
     for (i, j), value in np.ndenumerate(table.to_numpy()):
         if np.isfinite(value):
             colour = "white" if value < 0.6 else "black"
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=8,
-                    color=colour)
+            ax.text(
+                j, i, f"{value:.2f}", ha="center", va="center", fontsize=8, color=colour
+            )
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.02, label="test AUROC")
     ax.set_title(title or f"{suite}, {rule} selection: mean over seeds")
     fig.tight_layout()
@@ -44,25 +45,36 @@ def rank_diagram(ranks: pd.DataFrame, suite: str, rule: str):
     y = np.arange(k)[::-1]
     ax.scatter(table["mean_rank"], y, color="tab:blue", zorder=3)
     for position, (name, row) in zip(y, table.iterrows()):
-        ax.annotate(f"{name} ({row['mean_rank']:.1f})", (row["mean_rank"], position),
-                    xytext=(6, -3), textcoords="offset points", fontsize=9)
+        ax.annotate(
+            f"{name} ({row['mean_rank']:.1f})",
+            (row["mean_rank"], position),
+            xytext=(6, -3),
+            textcoords="offset points",
+            fontsize=9,
+        )
     best = table["mean_rank"].iloc[0]
     if np.isfinite(cd):  # the band: ranks not told apart from the best one
         ax.axvspan(best, best + cd, color="tab:orange", alpha=0.15)
     ax.set_xlim(0.5, k + 2)
     ax.set_yticks([])
-    ax.set_xlabel("mean rank (1 = best test AUROC); shaded: within the critical "
-                  "difference of the best")
+    ax.set_xlabel(
+        "mean rank (1 = best test AUROC); shaded: within the critical "
+        "difference of the best"
+    )
     blocks = int(table["blocks"].iloc[0])
     p_value = table["friedman_p"].iloc[0]
-    ax.set_title(f"{suite}, {rule}: {blocks} blocks, Friedman p = {p_value:.2g}, "
-                 f"critical difference {cd:.2f}", fontsize=10)
+    ax.set_title(
+        f"{suite}, {rule}: {blocks} blocks, Friedman p = {p_value:.2g}, "
+        f"critical difference {cd:.2f}",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
 
-def curve_bands(curves: pd.DataFrame, suite: str, key: str = "val_auroc",
-                ncols: int = 3):
+def curve_bands(
+    curves: pd.DataFrame, suite: str, key: str = "val_auroc", ncols: int = 3
+):
     """Validation ``key`` per epoch: mean and min-max over runs, one panel per model.
 
     A run is one (class, seed, framework) training; a wide band means the
@@ -71,20 +83,23 @@ def curve_bands(curves: pd.DataFrame, suite: str, key: str = "val_auroc",
     part = curves[curves["suite"] == suite]
     names = sorted(part["detector"].unique())
     nrows = max(1, -(-len(names) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(7, 2.1 * nrows), sharey=True,
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(7, 2.1 * nrows), sharey=True, squeeze=False
+    )
     for ax, name in zip(axes.flat, names):
         runs = part[part["detector"] == name].groupby("epoch")[key]
         epochs = runs.mean().index
-        ax.fill_between(epochs, runs.min(), runs.max(), alpha=0.25,
-                        label="min to max")
+        ax.fill_between(epochs, runs.min(), runs.max(), alpha=0.25, label="min to max")
         ax.plot(epochs, runs.mean(), marker=".", label="mean")
-        count = len(part[part["detector"] == name][["class", "seed", "framework"]]
-                    .drop_duplicates())
+        count = len(
+            part[part["detector"] == name][
+                ["class", "seed", "framework"]
+            ].drop_duplicates()
+        )
         ax.set_title(f"{name} ({count} run{'s' if count != 1 else ''})", fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[len(names) :]:
         ax.set_visible(False)
     axes[0, 0].set_ylabel(key.replace("_", " "))
     axes[0, 0].legend(fontsize=7)

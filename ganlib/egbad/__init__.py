@@ -1,4 +1,5 @@
-"""EGBAD / EfficientGAN: "Efficient GAN-Based Anomaly Detection" (Zenati et al., 2018, arXiv:1802.06222).
+"""EGBAD / EfficientGAN: "Efficient GAN-Based Anomaly Detection" (Zenati et al., 2018,
+arXiv:1802.06222).
 
 A BiGAN {Donahue et al., 2017; Dumoulin et al., 2017}: besides the generator
 G: z -> x, an encoder E: x -> z is trained, and the discriminator judges
@@ -39,13 +40,15 @@ from ..losses import bce_with_logits, softplus
 
 SCORES = ("cross_entropy", "cross_entropy_code", "feature_matching", "reconstruction")
 
-# The official code's per-dataset settings (bigan/kdd_utilities.py, bigan/mnist_utilities.py)
+# The official code's per-dataset settings (bigan/kdd_utilities.py,
+# bigan/mnist_utilities.py)
 TABULAR = {"latent_dim": 32, "batch_size": 50, "hidden_dim": 128}
 IMAGE = {"latent_dim": 200, "batch_size": 100, "hidden_dim": 1024}
 
 
 def to_model_space(x: np.ndarray) -> np.ndarray:
-    """Images in [0, 1] to the generator's tanh range [-1, 1] (the official ``centered=True``); tabular as is."""
+    """Images in [0, 1] to the generator's tanh range [-1, 1] (the official
+    ``centered=True``); tabular as is."""
     x = np.asarray(x, dtype=np.float32)
     return 2.0 * x - 1.0 if x.ndim == 4 else x
 
@@ -69,9 +72,11 @@ def bigan_losses(logit_real, logit_fake, ops=np) -> dict:
     """
     real_is_real = bce_with_logits(logit_real, 1.0, ops)
     fake_is_fake = bce_with_logits(logit_fake, 0.0, ops)
-    return {"loss_d": real_is_real + fake_is_fake,
-            "loss_g": bce_with_logits(logit_fake, 1.0, ops),
-            "loss_e": bce_with_logits(logit_real, 0.0, ops)}
+    return {
+        "loss_d": real_is_real + fake_is_fake,
+        "loss_g": bce_with_logits(logit_fake, 1.0, ops),
+        "loss_e": bce_with_logits(logit_real, 0.0, ops),
+    }
 
 
 def anomaly_scores(x, outputs: dict, alpha: float = 0.9) -> dict[str, np.ndarray]:
@@ -98,8 +103,10 @@ def anomaly_scores(x, outputs: dict, alpha: float = 0.9) -> dict[str, np.ndarray
         "cross_entropy_code": softplus(-rows(outputs["logit_reconstruction"])[:, 0]),
         "feature_matching": np.abs(gap).sum(axis=1),
     }
-    scores = {name: alpha * residual + (1.0 - alpha) * term
-              for name, term in discriminator.items()}
+    scores = {
+        name: alpha * residual + (1.0 - alpha) * term
+        for name, term in discriminator.items()
+    }
     return {**scores, "reconstruction": residual}
 
 
@@ -115,14 +122,16 @@ def validation_curves(y_val: np.ndarray, scores: np.ndarray) -> dict[str, float]
     values = {"val_mean_score": float(np.mean(scores[normal]))} if normal.any() else {}
     if len(np.unique(y_val)) == 2:
         flagged = float(np.mean(y_val))
-        values.update(val_auroc=metrics.auroc(y_val, scores),
-                      val_auprc=metrics.auprc(y_val, scores),
-                      val_f1=metrics.precision_recall_f1(y_val, scores, flagged)["f1"])
+        values.update(
+            val_auroc=metrics.auroc(y_val, scores),
+            val_auprc=metrics.auprc(y_val, scores),
+            val_f1=metrics.precision_recall_f1(y_val, scores, flagged)["f1"],
+        )
     return values
 
 
 class EGBAD(TabularOrImageDetector):
-    """EGBAD (Zenati et al., 2018): BiGAN-based anomaly detector for tabular data and images.
+    """EGBAD (Zenati et al., 2018): BiGAN-based detector for tabular data and images.
 
     Inputs are tabular ``(n, features)`` (e.g. KDD99, any width) or images
     ``(n, height, width, channels)`` in [0, 1] with height and width divisible by 4
@@ -139,9 +148,9 @@ class EGBAD(TabularOrImageDetector):
       D: x-branch conv 64 k4 s2, conv 64 k4 s2 BN; z-branch Dense 512; joint
       Dense 1024 (feature-matching layer) -> 1; LeakyReLU 0.1, dropout 0.5;
       batch 100, latent 200, N(0, 0.02) weights; images scaled to [-1, 1];
-    - Adam β1 0.5 (official lr 1e-5, see below), one optimiser per network; per batch one D step
-      (D(x, E(x)) -> 1, D(G(z), z) -> 0, z ~ N(0, I)) then one simultaneous G and E
-      step with the labels inverted;
+    - Adam β1 0.5 (official lr 1e-5, see below), one optimiser per network; per batch
+      one D step (D(x, E(x)) -> 1, D(G(z), z) -> 0, z ~ N(0, I)) then one simultaneous G
+      and E step with the labels inverted;
     - scoring uses the exponential moving average of the weights (``ema_decay``
       0.999, as the official MNIST script; its KDD script uses 0.9999) with
       BatchNorm and dropout in inference mode; α = 0.9 (the code's ``w = 0.1``
@@ -194,10 +203,10 @@ class EGBAD(TabularOrImageDetector):
     # the official code has none (see above): the mean score of the normal samples
     label_free_criterion = None  # the official code's fixed budget (see above)
     defaults = {
-        "latent_dim": None,          # 32 tabular, 200 images
-        "hidden_dim": None,          # D's feature-matching layer: 128 tabular, 1024 images
-        "batch_size": None,          # 50 tabular, 100 images
-        "learning_rate": 1e-4,     # official 1e-5: see the class docstring
+        "latent_dim": None,  # 32 tabular, 200 images
+        "hidden_dim": None,  # D's feature-matching layer: 128 tabular, 1024 images
+        "batch_size": None,  # 50 tabular, 100 images
+        "learning_rate": 1e-4,  # official 1e-5: see the class docstring
         "beta_1": 0.5,
         "ema_decay": 0.999,
         "ema_warmup": True,  # decay min(ema_decay, (1+n)/(10+n)); False: official
@@ -214,8 +223,10 @@ class EGBAD(TabularOrImageDetector):
 
     def check_image_shape(self, shape):
         if shape[1] % 4 or shape[2] % 4:
-            raise ValueError("EGBAD's image networks need height and width divisible "
-                             f"by 4, got {shape[1]}x{shape[2]}")
+            raise ValueError(
+                "EGBAD's image networks need height and width divisible "
+                f"by 4, got {shape[1]}x{shape[2]}"
+            )
 
     def validation_values(self, x_val, y_val):
         """Mean score of the normal rows; AUROC, AUPRC and F1 with both classes."""

@@ -36,8 +36,16 @@ from ..detector import Detector, check_array
 from ..images import crop, network_size, pad_to_network_size
 from ..losses import bce_with_logits
 
-__all__ = ["GANomaly", "contextual_error", "from_model_space", "latent_distance",
-           "minmax_scale", "network_size", "to_model_space", "training_losses"]
+__all__ = [
+    "GANomaly",
+    "contextual_error",
+    "from_model_space",
+    "latent_distance",
+    "minmax_scale",
+    "network_size",
+    "to_model_space",
+    "training_losses",
+]
 
 #: MNIST mean and standard deviation, the official code's MNIST normalisation
 #: (``lib/data.py``).
@@ -63,12 +71,14 @@ def to_model_space(x: np.ndarray, input_scaling: str = "tanh") -> np.ndarray:
         return padded * 2.0 - 1.0
     if input_scaling == "official_mnist":
         return (padded - MNIST_MEAN) / MNIST_STD
-    raise ValueError(f"input_scaling must be one of {INPUT_SCALINGS}, "
-                     f"got {input_scaling!r}")
+    raise ValueError(
+        f"input_scaling must be one of {INPUT_SCALINGS}, got {input_scaling!r}"
+    )
 
 
-def from_model_space(x_net: np.ndarray, height: int, width: int,
-                     input_scaling: str = "tanh") -> np.ndarray:
+def from_model_space(
+    x_net: np.ndarray, height: int, width: int, input_scaling: str = "tanh"
+) -> np.ndarray:
     """Inverse of :func:`to_model_space`: back to (n, height, width, c) in [0, 1]."""
     cropped = crop(x_net, height, width)
     if input_scaling == "tanh":
@@ -93,8 +103,9 @@ def training_losses(x, x_hat, z, z_hat, d_real, d_fake, hp: dict, ops=np) -> dic
     con = ops.mean(ops.abs(x - x_hat))
     enc = ops.mean(ops.square(z - z_hat))
     g_loss = hp["w_adv"] * adv + hp["w_con"] * con + hp["w_enc"] * enc
-    d_loss = 0.5 * (bce_with_logits(logit_real, 1.0, ops)
-                    + bce_with_logits(logit_fake, 0.0, ops))
+    d_loss = 0.5 * (
+        bce_with_logits(logit_real, 1.0, ops) + bce_with_logits(logit_fake, 0.0, ops)
+    )
     return {"g_loss": g_loss, "d_loss": d_loss, "adv": adv, "con": con, "enc": enc}
 
 
@@ -195,11 +206,19 @@ class GANomaly(Detector):
     }
     default_framework = "keras"
     defaults = {
-        "latent_dim": 100, "base_filters": 64,
-        "w_adv": 1.0, "w_con": 50.0, "w_enc": 1.0,
-        "learning_rate": 2e-4, "beta_1": 0.5, "beta_2": 0.999,
-        "batch_size": 64, "epochs": 15,
-        "d_reinit_threshold": 1e-5, "reencode_with": "E", "input_scaling": "tanh",
+        "latent_dim": 100,
+        "base_filters": 64,
+        "w_adv": 1.0,
+        "w_con": 50.0,
+        "w_enc": 1.0,
+        "learning_rate": 2e-4,
+        "beta_1": 0.5,
+        "beta_2": 0.999,
+        "batch_size": 64,
+        "epochs": 15,
+        "d_reinit_threshold": 1e-5,
+        "reencode_with": "E",
+        "input_scaling": "tanh",
         "score": "latent",
     }
     choices = {"reencode_with": REENCODERS, "input_scaling": INPUT_SCALINGS}
@@ -275,8 +294,12 @@ class GANomaly(Detector):
         In the input's shape (the padding cropped off) and range [0, 1].
         """
         height, width = self._fitted_shape()[:2]
-        return from_model_space(self.model_outputs(X)["reconstruction"], height, width,
-                                self.hyperparameters["input_scaling"])
+        return from_model_space(
+            self.model_outputs(X)["reconstruction"],
+            height,
+            width,
+            self.hyperparameters["input_scaling"],
+        )
 
     def decision_function_train_mode(self, X, batch_size: int = 64) -> np.ndarray:
         """Scores as the official ``test()`` computes them: BatchNorm in training mode.
@@ -293,8 +316,10 @@ class GANomaly(Detector):
         weights = self.backend.get_weights()
         try:
             with self.compute_scope():
-                parts = [self.backend.outputs(x[i:i + batch_size], training=True)
-                         for i in range(0, len(x), batch_size)]
+                parts = [
+                    self.backend.outputs(x[i : i + batch_size], training=True)
+                    for i in range(0, len(x), batch_size)
+                ]
         finally:
             self.backend.set_weights(weights)
         outputs = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}

@@ -22,43 +22,67 @@ def _batchnorm():
 
 
 def _conv(filters, strides, padding):
-    return keras.layers.Conv2D(filters, 4, strides=strides, padding=padding,
-                               use_bias=False, kernel_initializer=dcgan_initializer())
+    return keras.layers.Conv2D(
+        filters,
+        4,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=dcgan_initializer(),
+    )
 
 
 def _deconv(filters, strides, padding):
-    return keras.layers.Conv2DTranspose(filters, 4, strides=strides, padding=padding,
-                                        use_bias=False,
-                                        kernel_initializer=dcgan_initializer())
+    return keras.layers.Conv2DTranspose(
+        filters,
+        4,
+        strides=strides,
+        padding=padding,
+        use_bias=False,
+        kernel_initializer=dcgan_initializer(),
+    )
 
 
-def build_encoder(channels: int, size: int, base_filters: int, out_channels: int | None,
-                  name: str) -> keras.Sequential:
+def build_encoder(
+    channels: int, size: int, base_filters: int, out_channels: int | None, name: str
+) -> keras.Sequential:
     """DCGAN encoder: image (N, s, s, C) -> code (N, out_channels) or, if None, 4x4 map.
 
     Shown in chapters/04_ganomaly.ipynb.
     """
-    layers = [keras.Input((size, size, channels)), _conv(base_filters, 2, "same"),
-              keras.layers.LeakyReLU(0.2)]
+    layers = [
+        keras.Input((size, size, channels)),
+        _conv(base_filters, 2, "same"),
+        keras.layers.LeakyReLU(0.2),
+    ]
     filters, side = base_filters, size // 2
     while side > 4:
-        layers += [_conv(filters * 2, 2, "same"), _batchnorm(),
-                   keras.layers.LeakyReLU(0.2)]
+        layers += [
+            _conv(filters * 2, 2, "same"),
+            _batchnorm(),
+            keras.layers.LeakyReLU(0.2),
+        ]
         filters, side = filters * 2, side // 2
     if out_channels is not None:
         layers += [_conv(out_channels, 1, "valid"), keras.layers.Flatten()]
     return keras.Sequential(layers, name=name)
 
 
-def build_decoder(channels: int, size: int, base_filters: int,
-                  latent_dim: int) -> keras.Sequential:
+def build_decoder(
+    channels: int, size: int, base_filters: int, latent_dim: int
+) -> keras.Sequential:
     """DCGAN decoder ``G_D``: code (N, latent_dim) -> image (N, s, s, C), tanh.
 
     Shown in chapters/04_ganomaly.ipynb.
     """
     filters = base_filters * size // 8
-    layers = [keras.Input((latent_dim,)), keras.layers.Reshape((1, 1, latent_dim)),
-              _deconv(filters, 1, "valid"), _batchnorm(), keras.layers.ReLU()]
+    layers = [
+        keras.Input((latent_dim,)),
+        keras.layers.Reshape((1, 1, latent_dim)),
+        _deconv(filters, 1, "valid"),
+        _batchnorm(),
+        keras.layers.ReLU(),
+    ]
     side = 4
     while side < size // 2:
         layers += [_deconv(filters // 2, 2, "same"), _batchnorm(), keras.layers.ReLU()]
@@ -76,8 +100,9 @@ def build_discriminator(channels: int, size: int, base_filters: int) -> keras.Mo
     body = build_encoder(channels, size, base_filters, None, "discriminator_features")
     features = body(image)
     logit = keras.layers.Flatten()(_conv(1, 1, "valid")(features))
-    return keras.Model(image, [features, keras.ops.reshape(logit, (-1,))],
-                       name="discriminator")
+    return keras.Model(
+        image, [features, keras.ops.reshape(logit, (-1,))], name="discriminator"
+    )
 
 
 def _all_layers(model):
@@ -94,11 +119,14 @@ class GANomalyKeras(KerasBackend):
         height, width, channels = self.input_shape
         size, latent = network_size(height, width), self.hp["latent_dim"]
         filters = self.hp["base_filters"]
-        self.generator_encoder = build_encoder(channels, size, filters, latent,
-                                               "generator_encoder")
+        self.generator_encoder = build_encoder(
+            channels, size, filters, latent, "generator_encoder"
+        )
         self.decoder = build_decoder(channels, size, filters, latent)
-        self.networks = {"generator_encoder": self.generator_encoder,
-                         "decoder": self.decoder}
+        self.networks = {
+            "generator_encoder": self.generator_encoder,
+            "decoder": self.decoder,
+        }
         if self.hp["reencode_with"] == "E":
             self.encoder = build_encoder(channels, size, filters, latent, "encoder")
             self.networks["encoder"] = self.encoder
@@ -106,11 +134,19 @@ class GANomalyKeras(KerasBackend):
             self.encoder = self.generator_encoder
         self.discriminator = build_discriminator(channels, size, filters)
         self.networks["discriminator"] = self.discriminator
-        self.g_variables = [v for name, net in self.networks.items()
-                            if name != "discriminator" for v in net.trainable_variables]
+        self.g_variables = [
+            v
+            for name, net in self.networks.items()
+            if name != "discriminator"
+            for v in net.trainable_variables
+        ]
         # epsilon as in torch.optim.Adam (Keras defaults to 1e-7)
-        adam = {"learning_rate": self.hp["learning_rate"], "beta_1": self.hp["beta_1"],
-                "beta_2": self.hp["beta_2"], "epsilon": 1e-8}
+        adam = {
+            "learning_rate": self.hp["learning_rate"],
+            "beta_1": self.hp["beta_1"],
+            "beta_2": self.hp["beta_2"],
+            "epsilon": 1e-8,
+        }
         self.optimizer_g = keras.optimizers.Adam(**adam)
         self.optimizer_d = keras.optimizers.Adam(**adam)
         self.optimizer_g.build(self.g_variables)
@@ -175,6 +211,8 @@ class GANomalyKeras(KerasBackend):
         """``z``, ``z_hat``, ``x_hat`` (model space); ``training``: batch statistics."""
         x = self.to_tensor(to_model_space(batch, self.hp["input_scaling"]))
         x_hat, z, z_hat = self.forward(x, training)
-        return {"latent": self.to_numpy(z),
-                "latent_reconstructed": self.to_numpy(z_hat),
-                "reconstruction": self.to_numpy(x_hat)}
+        return {
+            "latent": self.to_numpy(z),
+            "latent_reconstructed": self.to_numpy(z_hat),
+            "reconstruction": self.to_numpy(x_hat),
+        }

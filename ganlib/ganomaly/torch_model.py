@@ -12,8 +12,9 @@ from ..backend_torch import TorchBackend, adam, dcgan_init
 from . import network_size, to_model_space, training_losses
 
 
-def build_encoder(channels: int, size: int, base_filters: int,
-                  out_channels: int | None) -> nn.Sequential:
+def build_encoder(
+    channels: int, size: int, base_filters: int, out_channels: int | None
+) -> nn.Sequential:
     """DCGAN encoder: image (N, C, s, s) -> code (N, out_channels) or, if None, 4x4 map.
 
     4x4 stride-2 convolutions without bias, LeakyReLU 0.2, BatchNorm from the
@@ -23,20 +24,26 @@ def build_encoder(channels: int, size: int, base_filters: int,
 
     Shown in chapters/04_ganomaly.ipynb.
     """
-    layers: list[nn.Module] = [nn.Conv2d(channels, base_filters, 4, 2, 1, bias=False),
-                               nn.LeakyReLU(0.2)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(channels, base_filters, 4, 2, 1, bias=False),
+        nn.LeakyReLU(0.2),
+    ]
     filters, side = base_filters, size // 2
     while side > 4:
-        layers += [nn.Conv2d(filters, filters * 2, 4, 2, 1, bias=False),
-                   nn.BatchNorm2d(filters * 2), nn.LeakyReLU(0.2)]
+        layers += [
+            nn.Conv2d(filters, filters * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(filters * 2),
+            nn.LeakyReLU(0.2),
+        ]
         filters, side = filters * 2, side // 2
     if out_channels is not None:
         layers += [nn.Conv2d(filters, out_channels, 4, 1, 0, bias=False), nn.Flatten()]
     return nn.Sequential(*layers)
 
 
-def build_decoder(channels: int, size: int, base_filters: int,
-                  latent_dim: int) -> nn.Sequential:
+def build_decoder(
+    channels: int, size: int, base_filters: int, latent_dim: int
+) -> nn.Sequential:
     """DCGAN decoder ``G_D``: code (N, latent_dim) -> image (N, C, s, s), tanh.
 
     Shown in chapters/04_ganomaly.ipynb.
@@ -45,11 +52,16 @@ def build_decoder(channels: int, size: int, base_filters: int,
     layers: list[nn.Module] = [
         nn.Unflatten(1, (latent_dim, 1, 1)),
         nn.ConvTranspose2d(latent_dim, filters, 4, 1, 0, bias=False),
-        nn.BatchNorm2d(filters), nn.ReLU()]
+        nn.BatchNorm2d(filters),
+        nn.ReLU(),
+    ]
     side = 4
     while side < size // 2:
-        layers += [nn.ConvTranspose2d(filters, filters // 2, 4, 2, 1, bias=False),
-                   nn.BatchNorm2d(filters // 2), nn.ReLU()]
+        layers += [
+            nn.ConvTranspose2d(filters, filters // 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(filters // 2),
+            nn.ReLU(),
+        ]
         filters, side = filters // 2, side * 2
     layers += [nn.ConvTranspose2d(filters, channels, 4, 2, 1, bias=False), nn.Tanh()]
     return nn.Sequential(*layers)
@@ -88,8 +100,10 @@ class GANomalyTorch(TorchBackend):
         self.generator_encoder = build_encoder(channels, size, filters, latent)
         self.generator_encoder.to(device)
         self.decoder = build_decoder(channels, size, filters, latent).to(device)
-        self.networks = {"generator_encoder": self.generator_encoder,
-                         "decoder": self.decoder}
+        self.networks = {
+            "generator_encoder": self.generator_encoder,
+            "decoder": self.decoder,
+        }
         if self.hp["reencode_with"] == "E":
             self.encoder = build_encoder(channels, size, filters, latent).to(device)
             self.networks["encoder"] = self.encoder
@@ -99,10 +113,16 @@ class GANomalyTorch(TorchBackend):
         self.networks["discriminator"] = self.discriminator
         for network in self.networks.values():
             network.apply(dcgan_init)
-        settings = {"lr": self.hp["learning_rate"],
-                    "betas": (self.hp["beta_1"], self.hp["beta_2"])}
-        self.g_params = [p for name, net in self.networks.items()
-                         if name != "discriminator" for p in net.parameters()]
+        settings = {
+            "lr": self.hp["learning_rate"],
+            "betas": (self.hp["beta_1"], self.hp["beta_2"]),
+        }
+        self.g_params = [
+            p
+            for name, net in self.networks.items()
+            if name != "discriminator"
+            for p in net.parameters()
+        ]
         self.optimizer_g = adam(self.g_params, **settings)
         self.optimizer_d = adam(self.discriminator.parameters(), **settings)
 
@@ -136,11 +156,14 @@ class GANomalyTorch(TorchBackend):
         # step), and D's loss must not train G (x_hat.detach() there): each optimiser
         # gets the gradient of its own loss.
         d_params = list(self.discriminator.parameters())
-        g_grads = torch.autograd.grad(losses["g_loss"], self.g_params,
-                                      retain_graph=True)
+        g_grads = torch.autograd.grad(
+            losses["g_loss"], self.g_params, retain_graph=True
+        )
         d_grads = torch.autograd.grad(losses["d_loss"], d_params)
-        for params, grads, optimizer in ((self.g_params, g_grads, self.optimizer_g),
-                                         (d_params, d_grads, self.optimizer_d)):
+        for params, grads, optimizer in (
+            (self.g_params, g_grads, self.optimizer_g),
+            (d_params, d_grads, self.optimizer_d),
+        ):
             for param, grad in zip(params, grads):
                 param.grad = grad
             optimizer.step()
@@ -156,6 +179,8 @@ class GANomalyTorch(TorchBackend):
         self.train_mode(training)
         x = self.to_tensor(to_model_space(batch, self.hp["input_scaling"]))
         x_hat, z, z_hat = self.forward(x)
-        return {"latent": self.to_numpy(z),
-                "latent_reconstructed": self.to_numpy(z_hat),
-                "reconstruction": self.to_numpy(x_hat)}
+        return {
+            "latent": self.to_numpy(z),
+            "latent_reconstructed": self.to_numpy(z_hat),
+            "reconstruction": self.to_numpy(x_hat),
+        }

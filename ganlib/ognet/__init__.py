@@ -8,8 +8,10 @@ bottleneck vector) and D play the ALOCC game on the normal class, with noise
 on G's input.  As in the author's code, D's labels are *real = 0* and
 *fake = 1*, so D's output reads as "how bad is this image", and
 
-.. math:: L_D = \\tfrac12\\,[\\mathrm{BCE}(D(G(\\tilde X)), 1) + \\mathrm{BCE}(D(X), 0)], \\qquad
-          L_G = (1-\\lambda)\\,\\mathrm{MSE}(G(\\tilde X), X) + \\lambda\\,\\mathrm{BCE}(D(G(\\tilde X)), 0),
+.. math:: L_D = \\tfrac12\\,[\\mathrm{BCE}(D(G(\\tilde X)), 1)
+          + \\mathrm{BCE}(D(X), 0)], \\qquad
+          L_G = (1-\\lambda)\\,\\mathrm{MSE}(G(\\tilde X), X)
+          + \\lambda\\,\\mathrm{BCE}(D(G(\\tilde X)), 0),
 
 with λ = 0.5.  A copy of G taken early, after ``old_epoch`` epochs, is kept
 frozen as **G_old**.
@@ -21,8 +23,10 @@ blurry reconstructions of the old generator G_old(X), and *pseudo-anomalies*
 G(X̂) made from the average of two G_old reconstructions,
 :math:`\\hat X = (G_{old}(X_i) + G_{old}(X_j))/2` (paper, eqs. 5-7):
 
-.. math:: L_{D}^{(2)} = \\alpha\\,\\mathrm{BCE}(D(X), 0) + (1-\\alpha)\\,\\mathrm{BCE}(D(G(X)), 0)
-          + \\beta\\,\\mathrm{BCE}(D(G_{old}(X)), 1) + (1-\\beta)\\,\\mathrm{BCE}(D(G(\\hat X)), 1).
+.. math:: L_{D}^{(2)} = \\alpha\\,\\mathrm{BCE}(D(X), 0)
+          + (1-\\alpha)\\,\\mathrm{BCE}(D(G(X)), 0)
+          + \\beta\\,\\mathrm{BCE}(D(G_{old}(X)), 1)
+          + (1-\\beta)\\,\\mathrm{BCE}(D(G(\\hat X)), 1).
 
 α = 0.1 is the author's training code.  β is where the official code
 disagrees with itself: the training code sets the weight of G_old(X) to
@@ -127,14 +131,17 @@ def logits(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float64).reshape(-1)
 
 
-def scores_from_outputs(x_model: np.ndarray,
-                        outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def scores_from_outputs(
+    x_model: np.ndarray, outputs: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
     """D's logit on G(X) (the paper's score, section 3.3), on X itself, and G's
     reconstruction error, all higher = more anomalous."""
     return {
         "d_of_reconstruction": logits(outputs["d_logit_reconstruction"]),
         "d_of_input": logits(outputs["d_logit_input"]),
-        "reconstruction_error": reconstruction_error(x_model, outputs["reconstruction"]),
+        "reconstruction_error": reconstruction_error(
+            x_model, outputs["reconstruction"]
+        ),
     }
 
 
@@ -164,8 +171,8 @@ class TwoPhaseWeights:
             self.networks = networks
 
     def finish_build(self, precision: str) -> None:
-        """G_old gets what each network gets (PyTorch: channels-last weights; Keras under
-        bfloat16: float32 output layers), so that it computes as G does."""
+        """G_old gets what each network gets (PyTorch: channels-last weights; Keras
+        under bfloat16: float32 output layers), so that it computes as G does."""
         self._with_old_generator(super().finish_build, precision)
 
     def get_weights(self) -> dict[str, np.ndarray]:
@@ -174,8 +181,11 @@ class TwoPhaseWeights:
         return {**weights, **{PHASE_ONE + k: v for k, v in checkpoint.items()}}
 
     def set_weights(self, weights: dict[str, np.ndarray]) -> None:
-        checkpoint = {k[len(PHASE_ONE):]: v for k, v in weights.items()
-                      if k.startswith(PHASE_ONE)}
+        checkpoint = {
+            k[len(PHASE_ONE) :]: v
+            for k, v in weights.items()
+            if k.startswith(PHASE_ONE)
+        }
         weights = {k: v for k, v in weights.items() if not k.startswith(PHASE_ONE)}
         if any(k.startswith("generator_old.") for k in weights):
             self._with_old_generator(super().set_weights, weights)
@@ -191,7 +201,8 @@ class TwoPhaseWeights:
 
 
 class OGNet(Detector):
-    """OGNet for images, in PyTorch (default, as in the seed article and the official code) or Keras.
+    """OGNet for images, in PyTorch (default, as in the seed article and the official
+    code) or Keras.
 
     ``fit(X, epochs=..., validation_data=...)`` runs phase one for ``epochs``
     epochs, keeps G_old after epoch ``old_epoch``, then runs phase two.
@@ -209,18 +220,16 @@ class OGNet(Detector):
     curves are there to check the paper's claim that phase two makes any
     phase-one checkpoint past the first epochs a good judge.
 
-    Hyper-parameters (author's code unless said):
-    ``base_filters`` (16 for a CPU; official: 64), ``image_size`` (None, the
-    input's size, for a CPU; official: 45), i.e. ``OGNet(**OFFICIAL)`` for the
-    code's networks,
-    ``noise_std`` (0.81, i.e. the code's sigma_noise 0.9 squared, on [-1, 1] images),
-    ``adversarial_weight`` λ (0.5), ``g_learning_rate`` (1e-3), ``d_learning_rate`` (1e-4),
-    ``batch_size`` (64), ``epochs`` (phase one, 3: the code's ``high_epoch``),
-    ``old_epoch`` (1: G after the
+    Hyper-parameters (author's code unless said): ``base_filters`` (16 for a CPU;
+    official: 64), ``image_size`` (None, the input's size, for a CPU; official: 45),
+    i.e. ``OGNet(**OFFICIAL)`` for the code's networks, ``noise_std`` (0.81, i.e. the
+    code's sigma_noise 0.9 squared, on [-1, 1] images), ``adversarial_weight`` λ (0.5),
+    ``g_learning_rate`` (1e-3), ``d_learning_rate`` (1e-4), ``batch_size`` (64),
+    ``epochs`` (phase one, 3: the code's ``high_epoch``), ``old_epoch`` (1: G after the
     first epoch), ``phase_two_iterations`` (75), ``phase_two_learning_rate`` (5e-5),
-    ``alpha`` (0.1, weight of real images among the good ones),
-    ``beta`` (0.999, weight of G_old(X) among the bad ones; the training code's
-    0.001 is the other reading), ``score`` ("d_of_reconstruction").
+    ``alpha`` (0.1, weight of real images among the good ones), ``beta`` (0.999, weight
+    of G_old(X) among the bad ones; the training code's 0.001 is the other reading),
+    ``score`` ("d_of_reconstruction").
 
     The defaults are sized for a CPU: ``fit`` with them on 3,000 MNIST images
     of digit 8 (one-class protocol, seed 0, one thread) took 11-17 s per
@@ -263,8 +272,9 @@ class OGNet(Detector):
             if hp[name] is None or not 0.0 <= hp[name] <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {hp[name]!r}")
         if hp["image_size"] is not None and hp["image_size"] < 20:
-            raise ValueError("image_size must be None or an integer >= 20, "
-                             f"got {hp['image_size']!r}")
+            raise ValueError(
+                f"image_size must be None or an integer >= 20, got {hp['image_size']!r}"
+            )
         for name in ("old_epoch", "phase_two_iterations"):
             if hp[name] is None or hp[name] < 1:
                 raise ValueError(f"{name} must be a positive integer, got {hp[name]!r}")
@@ -290,8 +300,16 @@ class OGNet(Detector):
 
     # ------------------------------------------------------------------ training
 
-    def fit(self, X, y=None, *, epochs=None, validation_data=None, batch_size=None,
-            probe_phase_two: bool = False):
+    def fit(
+        self,
+        X,
+        y=None,
+        *,
+        epochs=None,
+        validation_data=None,
+        batch_size=None,
+        probe_phase_two: bool = False,
+    ):
         """Phase one for ``epochs`` epochs, then phase two; returns ``self``.
 
         Phase two runs at the end of phase one's last epoch (in
@@ -306,32 +324,42 @@ class OGNet(Detector):
         """
         self._check_ignored_y(y)
         if self.selection == "labelled":
-            raise ValueError("OGNet selects no epoch: phase one has a fixed length and "
-                             "phase two follows it (paper, section 3); use selection="
-                             "'auto', 'normal-only' or 'last'")
+            raise ValueError(
+                "OGNet selects no epoch: phase one has a fixed length and "
+                "phase two follows it (paper, section 3); use selection="
+                "'auto', 'normal-only' or 'last'"
+            )
         hp = self.hyperparameters
         epochs = hp["epochs"] if epochs is None else epochs
         if isinstance(epochs, (int, np.integer)) and epochs < hp["old_epoch"]:
-            raise ValueError(f"epochs ({epochs}) must be at least old_epoch "
-                             f"({hp['old_epoch']}): G_old is taken from phase one")
+            raise ValueError(
+                f"epochs ({epochs}) must be at least old_epoch "
+                f"({hp['old_epoch']}): G_old is taken from phase one"
+            )
         self.probe_phase_two = bool(probe_phase_two)
         self._phase_one_epochs = epochs
         self._phase_rng = np.random.default_rng(self.seed + 1)
         x = check_array(X, self.input_kind, "X")
         resized_validation = validation_data
         if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-            x_val = check_array(validation_data[0], self.input_kind, "x_val",
-                                input_shape=x.shape[1:])
+            x_val = check_array(
+                validation_data[0], self.input_kind, "x_val", input_shape=x.shape[1:]
+            )
             resized_validation = (self._resized(x_val), validation_data[1])
         try:
-            super().fit(self._resized(x), epochs=epochs, batch_size=batch_size,
-                        validation_data=resized_validation)
+            super().fit(
+                self._resized(x),
+                epochs=epochs,
+                batch_size=batch_size,
+                validation_data=resized_validation,
+            )
         finally:
             if self._backend is not None:
                 self.input_shape_ = tuple(x.shape[1:])
         if validation_data is not None and len(np.unique(validation_data[1])) == 2:
             self.history_["final_val_auroc"] = metrics.auroc(
-                validation_data[1], self.decision_function(x_val))
+                validation_data[1], self.decision_function(x_val)
+            )
         return self
 
     def selection_criteria(self, y_val) -> dict[str, tuple[str, bool]]:
@@ -345,15 +373,23 @@ class OGNet(Detector):
         if self.probe_phase_two and x_val is not None and len(np.unique(y_val)) == 2:
             saved = self.backend.get_weights()
             self.phase_two(x, rng=np.random.default_rng(self.seed + 2))
-            self._record(val_auroc_after_phase_two=metrics.auroc(
-                y_val, self.decision_function(x_val)))
+            self._record(
+                val_auroc_after_phase_two=metrics.auroc(
+                    y_val, self.decision_function(x_val)
+                )
+            )
             self.backend.set_weights(saved)
         if epoch == self._phase_one_epochs:
             self.backend.end_phase_one()
             self.history_["phase_two_loss"] = self.phase_two(x)
 
-    def phase_two(self, x, rng: np.random.Generator | None = None,
-                  alpha: float | None = None, beta: float | None = None) -> list[float]:
+    def phase_two(
+        self,
+        x,
+        rng: np.random.Generator | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+    ) -> list[float]:
         """Train D alone to rank good above bad images (section 3.2); returns losses.
 
         Each iteration takes the next batch X_i of a shuffle of ``x`` and a
@@ -373,8 +409,10 @@ class OGNet(Detector):
             rng = rng if rng is not None else np.random.default_rng(self.seed + 1)
         hp = self.hyperparameters
         batch_size = min(hp["batch_size"], len(x))
-        weights = {"alpha": hp["alpha"] if alpha is None else alpha,
-                   "beta": hp["beta"] if beta is None else beta}
+        weights = {
+            "alpha": hp["alpha"] if alpha is None else alpha,
+            "beta": hp["beta"] if beta is None else beta,
+        }
         for name, value in weights.items():
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
@@ -387,14 +425,16 @@ class OGNet(Detector):
                 order = rng.permutation(len(x))
                 for iteration in range(hp["phase_two_iterations"]):
                     start = (iteration * batch_size) % max(len(x) - batch_size + 1, 1)
-                    batch = x[order[start:start + batch_size]]
+                    batch = x[order[start : start + batch_size]]
                     # X_j from the whole array, independent of X_i (the code's second
                     # batch): a shuffle of `batch` would only pair images of one batch
                     drawn = rng.choice(len(x), size=len(batch), replace=False)
                     loss = self.backend.phase_two_step(batch, x[drawn])
                     if not np.isfinite(loss):
-                        raise FloatingPointError(f"OGNet: phase-two loss became {loss} "
-                                                 f"at iteration {iteration + 1}")
+                        raise FloatingPointError(
+                            f"OGNet: phase-two loss became {loss} "
+                            f"at iteration {iteration + 1}"
+                        )
                     losses.append(loss)
         finally:  # the weights of this call only, even when it fails
             self.backend.hp.update(kept)

@@ -1,4 +1,5 @@
-"""PyTorch twin of OGNet's networks and its two training phases (Zaheer et al., 2020, section 3)."""
+"""PyTorch twin of OGNet's networks and its two training phases
+(Zaheer et al., 2020, section 3)."""
 
 from __future__ import annotations
 
@@ -23,37 +24,64 @@ def build_generator(channels: int, base: int) -> nn.Sequential:
     Shown in chapters/03_ognet.ipynb.
     """
     return nn.Sequential(
-        nn.Conv2d(channels, base, 5), nn.BatchNorm2d(base), nn.ReLU(),
-        nn.Conv2d(base, 2 * base, 5), nn.BatchNorm2d(2 * base), nn.ReLU(),
-        nn.Conv2d(2 * base, 4 * base, 5), nn.ReLU(), nn.BatchNorm2d(4 * base),
-        nn.Conv2d(4 * base, 8 * base, 5), nn.ReLU(), nn.BatchNorm2d(8 * base),
-        nn.ConvTranspose2d(8 * base, 4 * base, 5), nn.BatchNorm2d(4 * base), nn.ReLU(),
-        nn.ConvTranspose2d(4 * base, 2 * base, 5), nn.BatchNorm2d(2 * base), nn.ReLU(),
-        nn.ConvTranspose2d(2 * base, base, 5), nn.BatchNorm2d(base), nn.ReLU(),
-        nn.ConvTranspose2d(base, channels, 5), nn.Tanh(),
+        nn.Conv2d(channels, base, 5),
+        nn.BatchNorm2d(base),
+        nn.ReLU(),
+        nn.Conv2d(base, 2 * base, 5),
+        nn.BatchNorm2d(2 * base),
+        nn.ReLU(),
+        nn.Conv2d(2 * base, 4 * base, 5),
+        nn.ReLU(),
+        nn.BatchNorm2d(4 * base),
+        nn.Conv2d(4 * base, 8 * base, 5),
+        nn.ReLU(),
+        nn.BatchNorm2d(8 * base),
+        nn.ConvTranspose2d(8 * base, 4 * base, 5),
+        nn.BatchNorm2d(4 * base),
+        nn.ReLU(),
+        nn.ConvTranspose2d(4 * base, 2 * base, 5),
+        nn.BatchNorm2d(2 * base),
+        nn.ReLU(),
+        nn.ConvTranspose2d(2 * base, base, 5),
+        nn.BatchNorm2d(base),
+        nn.ReLU(),
+        nn.ConvTranspose2d(base, channels, 5),
+        nn.Tanh(),
     )
 
 
 def discriminator_size(size: int) -> int:
-    """Spatial size after D's four 5x5, stride-2, padding-2 convolutions: 45 -> 23 -> 12 -> 6 -> 3."""
+    """Spatial size after D's four 5x5, stride-2, padding-2 convolutions:
+    45 -> 23 -> 12 -> 6 -> 3."""
     for _ in range(4):
         size = (size - 1) // 2 + 1
     return size
 
 
-def build_discriminator(channels: int, height: int, width: int, base: int) -> nn.Sequential:
+def build_discriminator(
+    channels: int, height: int, width: int, base: int
+) -> nn.Sequential:
     """D (section 3.1): four 5x5 stride-2 convolutions (BatchNorm on the first three,
     ReLU), then a dense logit.
 
     Shown in chapters/03_ognet.ipynb.
     """
     return nn.Sequential(
-        nn.Conv2d(channels, base, 5, stride=2, padding=2), nn.BatchNorm2d(base), nn.ReLU(),
-        nn.Conv2d(base, 2 * base, 5, stride=2, padding=2), nn.BatchNorm2d(2 * base), nn.ReLU(),
-        nn.Conv2d(2 * base, 4 * base, 5, stride=2, padding=2), nn.BatchNorm2d(4 * base), nn.ReLU(),
-        nn.Conv2d(4 * base, 8 * base, 5, stride=2, padding=2), nn.ReLU(),
+        nn.Conv2d(channels, base, 5, stride=2, padding=2),
+        nn.BatchNorm2d(base),
+        nn.ReLU(),
+        nn.Conv2d(base, 2 * base, 5, stride=2, padding=2),
+        nn.BatchNorm2d(2 * base),
+        nn.ReLU(),
+        nn.Conv2d(2 * base, 4 * base, 5, stride=2, padding=2),
+        nn.BatchNorm2d(4 * base),
+        nn.ReLU(),
+        nn.Conv2d(4 * base, 8 * base, 5, stride=2, padding=2),
+        nn.ReLU(),
         ChannelsLastFlatten(),
-        nn.Linear(8 * base * discriminator_size(height) * discriminator_size(width), 1),  # "badness" logit
+        nn.Linear(
+            8 * base * discriminator_size(height) * discriminator_size(width), 1
+        ),  # "badness" logit
     )
 
 
@@ -68,11 +96,16 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
         height, width, channels = model_shape(self.input_shape, self.hp["image_size"])
         base = self.hp["base_filters"]
         self.generator = build_generator(channels, base).to(self.device)
-        self.discriminator = build_discriminator(channels, height, width, base).to(self.device)
+        self.discriminator = build_discriminator(channels, height, width, base).to(
+            self.device
+        )
         for network in (self.generator, self.discriminator):
             # Keras' default, so both twins start from the same distribution
             network.apply(glorot_init)
-        self.networks = {"generator": self.generator, "discriminator": self.discriminator}
+        self.networks = {
+            "generator": self.generator,
+            "discriminator": self.discriminator,
+        }
         self.generator_old = copy.deepcopy(self.generator).eval()
         g_rate, d_rate = self.hp["g_learning_rate"], self.hp["d_learning_rate"]
         self.optimizer_g = torch.optim.Adam(self.generator.parameters(), lr=g_rate)
@@ -93,13 +126,17 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
         self.train_mode(True)
         x_numpy = to_model_space(batch, self.hp["image_size"])
         x = self.to_tensor(x_numpy)
-        x_noisy = self.to_tensor(add_noise(x_numpy, self.hp["noise_std"], self.noise_rng))
+        x_noisy = self.to_tensor(
+            add_noise(x_numpy, self.hp["noise_std"], self.noise_rng)
+        )
         reconstruction = self.generator(x_noisy)
 
         # D: real -> 0 ("good"), reconstruction -> 1 ("bad"); detached: G's graph is
         # left alone
-        loss_d = 0.5 * (bce(self.discriminator(reconstruction.detach()), 1.0)
-                        + bce(self.discriminator(x), 0.0))
+        loss_d = 0.5 * (
+            bce(self.discriminator(reconstruction.detach()), 1.0)
+            + bce(self.discriminator(x), 0.0)
+        )
         self.optimizer_d.zero_grad()
         loss_d.backward()
         self.optimizer_d.step()
@@ -112,8 +149,11 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
         self.optimizer_g.zero_grad()
         loss_g.backward()
         self.optimizer_g.step()
-        return {"loss_d": loss_d.item(), "loss_g_reconstruction": loss_reconstruction.item(),
-                "loss_g_adversarial": loss_adversarial.item()}
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g_reconstruction": loss_reconstruction.item(),
+            "loss_g_adversarial": loss_adversarial.item(),
+        }
 
     def snapshot_old_generator(self) -> None:
         """Freeze a copy of the current G as G_old."""
@@ -140,10 +180,12 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
             old = self.generator_old(x)
             pseudo = self.generator((old + self.generator_old(x_partner)) / 2)
         alpha, beta = self.hp["alpha"], self.hp["beta"]
-        loss = (alpha * bce(self.discriminator(x), 0.0)
-                + (1 - alpha) * bce(self.discriminator(good), 0.0)
-                + beta * bce(self.discriminator(old), 1.0)
-                + (1 - beta) * bce(self.discriminator(pseudo), 1.0))
+        loss = (
+            alpha * bce(self.discriminator(x), 0.0)
+            + (1 - alpha) * bce(self.discriminator(good), 0.0)
+            + beta * bce(self.discriminator(old), 1.0)
+            + (1 - beta) * bce(self.discriminator(pseudo), 1.0)
+        )
         self.optimizer_phase_two.zero_grad()
         loss.backward()
         self.optimizer_phase_two.step()
@@ -156,12 +198,17 @@ class OGNetTorch(TwoPhaseWeights, TorchBackend):
         x, x_partner = self.to_model_tensor(batch), self.to_model_tensor(partners)
         old = self.generator_old(x)
         pseudo = self.generator((old + self.generator_old(x_partner)) / 2)
-        return {"good": self.to_numpy(self.generator(x)), "old": self.to_numpy(old),
-                "pseudo": self.to_numpy(pseudo)}
+        return {
+            "good": self.to_numpy(self.generator(x)),
+            "old": self.to_numpy(old),
+            "pseudo": self.to_numpy(pseudo),
+        }
 
     def outputs(self, batch):
         x = self.to_model_tensor(batch)
         reconstruction = self.generator(x)
-        return {"reconstruction": self.to_numpy(reconstruction),
-                "d_logit_input": self.to_numpy(self.discriminator(x)),
-                "d_logit_reconstruction": self.to_numpy(self.discriminator(reconstruction))}
+        return {
+            "reconstruction": self.to_numpy(reconstruction),
+            "d_logit_input": self.to_numpy(self.discriminator(x)),
+            "d_logit_reconstruction": self.to_numpy(self.discriminator(reconstruction)),
+        }
