@@ -9,6 +9,7 @@ record holds the configuration, seed, hardware, threads and wall time.
     python tools/audit.py alad-mnist-averaging    # weight averaging on MNIST
     python tools/audit.py defaults-new-data --shard 0/2
     python tools/audit.py score-choice --only alocc  # defaults chosen here
+    python tools/audit.py defaults-new-data --only egbad --tag egbad-last-epoch
 
 Choices are made on validation figures (``val_*``); test figures are
 recorded to report, never to choose.
@@ -256,6 +257,12 @@ def main(argv=None) -> None:
     parser.add_argument("--shard", default="0/1", help="i/n: run every n-th job from i")
     parser.add_argument("--only", default=None, help="run only this detector")
     parser.add_argument("--framework", default=None, help="run only this framework")
+    parser.add_argument(
+        "--tag",
+        default="-",
+        help="stored in each record's key (its 'rule' field): re-runs a check under "
+        "a new key after a default changed, keeping the old records beside it",
+    )
     args = parser.parse_args(argv)
     index, count = (int(part) for part in args.shard.split("/"))
     make_jobs, run = CHECKS[args.check]
@@ -275,7 +282,7 @@ def main(argv=None) -> None:
             "detector": job["detector"],
             "framework": job["framework"],
             "seed": job["seed"],
-            "rule": "-",
+            "rule": args.tag,
             "profile": PROFILE,
         }
         if record_key(record) in store.keys(PROFILE, args.check):
