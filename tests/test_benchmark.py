@@ -450,10 +450,12 @@ def test_profiles_are_declarative_and_complete():
 
 def test_a_profile_caps_rows_per_suite_kind():
     cpu = benchmark.PROFILES["cpu"]
-    image, tabular = cpu.for_kind("image"), cpu.for_kind("tabular")
+    image, tabular = cpu.for_suite("image"), cpu.for_suite("tabular", "kdd99")
     assert (image.train_rows, image.val_rows, image.test_rows) == (1000, 500, 5000)
     assert (tabular.train_rows, tabular.test_rows) == (20_000, 50_000)
     assert tabular.epochs == cpu.epochs and tabular.name == "cpu"
+    arrhythmia = cpu.for_suite("tabular", "arrhythmia")  # its own epochs, kind's caps
+    assert arrhythmia.epochs == 300 and arrhythmia.train_rows == 20_000
     split = protocols.Split(
         name="toy",
         x_train=np.zeros((30_000, 3)),

@@ -249,8 +249,10 @@ def run_job(
 ) -> list[dict]:
     """Train ``job`` once and return its records, one per rule in :data:`RULES`."""
     neural = DETECTORS[job.detector].kind != "baseline"
-    split = SUITES[job.suite].load(job.cls, job.seed)
-    data = profile.for_kind(SUITES[job.suite].kind).apply(split, job.seed)
+    suite = SUITES[job.suite]
+    profile = profile.for_suite(suite.kind, suite.name)  # the suite's caps and epochs
+    split = suite.load(job.cls, job.seed)
+    data = profile.apply(split, job.seed)
     detector = make_detector(job, profile, split.contamination, verbose)
     fit_kwargs = {"validation_data": (data["x_val"], data["y_val"])}
     if len(np.unique(data["y_val"])) != 2:

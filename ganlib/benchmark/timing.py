@@ -123,7 +123,8 @@ def _clock() -> np.ndarray:
 def _time_job(job: Job, profile, epochs: int) -> dict:
     neural = DETECTORS[job.detector].kind != "baseline"
     split = SUITES[job.suite].load(job.cls, job.seed)
-    data = profile.for_kind(SUITES[job.suite].kind).apply(split, job.seed)
+    profile = profile.for_suite(SUITES[job.suite].kind, job.suite)
+    data = profile.apply(split, job.seed)
     detector = make_detector(job, profile, split.contamination)
     marks = []
     if neural:
@@ -262,16 +263,16 @@ def _estimate(profile, job: Job, measured: dict, clock: str) -> float:
     )
     if row is None:
         return float("nan")
-    caps = profile.for_kind(kind)
+    profile = profile.for_suite(kind, suite)  # the suite's caps and epochs
     test_rows = SUITES[suite].approx_test_rows
-    if caps.test_rows is not None:
-        test_rows = min(test_rows, caps.test_rows)
+    if profile.test_rows is not None:
+        test_rows = min(test_rows, profile.test_rows)
     setup, epoch, score = (
         row[f"{n}_{clock}seconds"] for n in ("setup", "epoch", "score")
     )
     train_rows = SUITES[suite].approx_train_rows
-    if caps.train_rows is not None:
-        train_rows = min(train_rows, caps.train_rows)
+    if profile.train_rows is not None:
+        train_rows = min(train_rows, profile.train_rows)
     if train_rows and row.get("train_rows"):
         # an epoch costs in proportion to its rows; the probe may have had others
         epoch *= train_rows / row["train_rows"]
