@@ -95,7 +95,7 @@ well": after every epoch ``fit`` can measure R's reconstruction error on the
 (``stopping="reconstruction"``, history key ``val_reconstruction_error``).  In
 our runs that rule hardly stops: R's error keeps falling, so it keeps a late
 epoch, while the paper's score :math:`D(R(X))` swings from one epoch to the
-next (test AUROC from 0.17 to 0.97 across seeds and epochs), and the rule,
+next (chapter 2's runs show it swing across seeds and epochs), and the rule,
 looking at R only, cannot see it.  For that score, ``stopping="d_separation"``
 is our own label-free rule, not the paper's: it keeps the epoch
 where D best tells the normal validation images X (real) from R's
