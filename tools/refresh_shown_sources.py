@@ -70,7 +70,9 @@ def refresh(path: Path) -> int:
         if _plain(cell["outputs"]) != _plain(new):
             cell["outputs"] = new
             changed += 1
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    path.write_text(
+        json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    )
     return changed
 
 

@@ -64,7 +64,9 @@ def refresh(path: Path) -> int:
         if outputs != cell["outputs"]:
             cell["outputs"] = outputs
             changed += 1
-    path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+    path.write_text(
+        json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    )
     return changed
 
 
