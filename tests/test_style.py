@@ -38,3 +38,25 @@ def test_library_is_in_ruff_format():
         + result.stdout
         + result.stderr
     )
+
+
+def chapter_notebooks() -> list[str]:
+    return [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "chapters").glob("*.ipynb"))
+    ]
+
+
+def test_chapter_code_fits_88_columns_in_ruff_format():
+    notebooks = chapter_notebooks()
+    assert notebooks, "no chapter notebooks found"
+    lines = ruff("check", "--select", "E501", "--output-format", "concise", *notebooks)
+    assert lines.returncode == 0, (
+        "chapter code lines over 88 characters:\n" + lines.stdout + lines.stderr
+    )
+    layout = ruff("format", "--check", "--diff", *notebooks)
+    assert layout.returncode == 0, (
+        "chapter code not in ruff's format (python -m ruff format chapters):\n"
+        + layout.stdout
+        + layout.stderr
+    )
