@@ -1,0 +1,50 @@
+"""Render each page of the built book at 1400 and 420 px in headless Chromium.
+
+Counts, per page and width, what needs sideways scrolling (the page itself,
+code inputs, outputs, show_source blocks, equations; tables, which scroll in
+their own box) and the figures shown at under 60 % of their drawn width::
+
+    jupyter-book build . && python tools/browser_check.py _build/html
+
+Needs Chromium, its driver and selenium (``apt install chromium
+chromium-driver``, ``pip install selenium``); not part of the test suite.
+"""
+
+import sys
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+
+root = Path(sys.argv[1])
+pages = sorted((root / "chapters").glob("*.html")) + [root / "intro.html"]
+opts = Options()
+for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+    opts.add_argument(a)
+driver = webdriver.Chrome(options=opts)
+JS = r"""
+const over = (sel) => Array.from(document.querySelectorAll(sel)).filter(
+  e => e.scrollWidth > e.clientWidth + 2 && e.clientWidth > 0);
+const pick = (els) => els.slice(0, 3).map(e => (e.innerText || '').slice(0, 60));
+const imgs = Array.from(document.querySelectorAll('.cell_output img, .output img'))
+  .filter(i => i.naturalWidth > 0 && i.clientWidth / i.naturalWidth < 0.6);
+return {
+  page_overflow: document.documentElement.scrollWidth > window.innerWidth + 2,
+  code_inputs: over('.cell_input pre').length,
+  outputs: over('.cell_output pre, .output pre').length,
+  shown_source: over('.cell_output details pre').length,
+  equations: over('mjx-container, .math').length,
+  tables: over('.cell_output .dataframe, .cell_output table, .table-wrapper').length,
+  small_images: imgs.length,
+  examples: pick(over('.cell_input pre, .cell_output pre'))
+};"""
+rows = {}
+for width in (1400, 420):
+    driver.set_window_size(width, 1000)
+    for page in pages:
+        driver.get(page.as_uri())
+        rows[f"{page.stem}@{width}"] = driver.execute_script(JS)
+driver.quit()
+for key, found in rows.items():
+    counts = {name: value for name, value in found.items() if name != "examples"}
+    print(key, counts, found["examples"][:2])
