@@ -390,6 +390,7 @@ def run(
     """
     profile = get_profile(profile)
     index, count = parse_shard(shard)
+    environment()  # the commit the code was loaded from, not a later one
     store = store if isinstance(store, Store) else Store(store)
     mine = jobs(suites, detectors, seeds, classes, framework)[index - 1 :: count]
     stored = {
