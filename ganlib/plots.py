@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from . import metrics
 
@@ -24,16 +25,26 @@ def plot_history(
     keys: list[str] | None = None,
     title: str = "",
     best_epoch=None,
+    ncols: int = 3,
 ):
-    """Per-epoch curves of ``history`` (a detector's ``history_``), a panel per key."""
+    """Per-epoch curves of ``history`` (a detector's ``history_``), a panel per key.
+
+    At most ``ncols`` panels a row, so that the figure stays legible at the
+    book's column width and on a phone; epochs are whole numbers on the axis.
+    """
     keys = keys or [k for k in history if k != "epoch"]
     if not keys:
         raise ValueError("history holds no curve besides 'epoch'")
     epochs = history.get("epoch") or list(range(1, len(history[keys[0]]) + 1))
+    ncols = min(ncols, len(keys))
+    nrows = -(-len(keys) // ncols)
     fig, axes = plt.subplots(
-        1, len(keys), figsize=(3.6 * len(keys), 3.0), squeeze=False
+        nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False
     )
-    for ax, key in zip(axes[0], keys):
+    for ax in axes.flat[len(keys) :]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.plot(epochs, history[key], marker="o", markersize=3)
         if best_epoch is not None:
             ax.axvline(

@@ -23,6 +23,12 @@ def test_each_plot_returns_a_figure_with_its_panels():
         )
         == 2
     )
+    five = {"epoch": [1, 2, 3]} | {k: [1.0, 0.5, 0.2] for k in "abcde"}
+    wrapped = plots.plot_history(five)  # at most 3 panels a row
+    assert [a.get_visible() for a in wrapped.axes] == [True] * 5 + [False]
+    assert wrapped.axes[0].get_subplotspec().get_gridspec().get_geometry() == (2, 3)
+    ticks = wrapped.axes[0].get_xticks()
+    assert np.allclose(ticks, np.round(ticks))  # whole epochs
     assert "AUROC" in plots.plot_score_histogram(y, scores).axes[0].get_title()
     roc = plots.plot_roc(y, {"a": scores, "b": -scores})
     assert len(roc.axes[0].lines) == 3  # two curves and the chance diagonal
