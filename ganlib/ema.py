@@ -115,9 +115,11 @@ class TorchEMA:
 
     def _average(self, averaged: list, current: list, updates) -> None:
         """``AveragedModel``'s update from the second on: a <- d a + (1 - d) w."""
+        import torch
+
         weight = 1.0 - warmed_up_decay(self.decay, int(updates), self.warmup)
-        for average, value in zip(averaged, current):
-            average.lerp_(value, weight)
+        # all of a network's tensors in one call, as get_ema_multi_avg_fn does
+        torch._foreach_lerp_(averaged, current, weight)
 
     def update(self, *names: str) -> None:
         """Fold the current weights of the named networks (all when none is named) into

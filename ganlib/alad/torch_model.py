@@ -18,6 +18,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from ..backend_torch import (
     ChannelsLastFlatten,
     Conv2dSame,
+    Dropout,
     TorchBackend,
     adam,
     glorot_init,
@@ -51,7 +52,7 @@ def _hidden_layers(
     layers = []
     for width in widths:
         layers += [normalized(nn.Linear(n_in, width), sn), activation()]
-        layers += [nn.Dropout(dropout)] if dropout else []
+        layers += [Dropout(dropout)] if dropout else []
         n_in = width
     return layers
 
@@ -104,11 +105,11 @@ class TabularDiscriminatorXZ(nn.Module):
         self.z_branch = nn.Sequential(
             normalized(nn.Linear(latent_dim, z_units), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.5),
+            Dropout(0.5),
         )
         joint = nn.Linear(x_units + z_units, joint_units)
         self.joint = nn.Sequential(
-            normalized(joint, sn), nn.LeakyReLU(LEAK), nn.Dropout(0.5)
+            normalized(joint, sn), nn.LeakyReLU(LEAK), Dropout(0.5)
         )
         self.logit = nn.Linear(joint_units, 1)
 
@@ -225,15 +226,15 @@ class ImageDiscriminatorXZ(nn.Module):
         self.z_branch = nn.Sequential(
             normalized(nn.Linear(latent_dim, 512), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.2),
+            Dropout(0.2),
             normalized(nn.Linear(512, 512), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.2),
+            Dropout(0.2),
         )
         self.joint = nn.Sequential(
             normalized(nn.Linear(4 * base * 4 * 4 + 512, 1024), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.2),
+            Dropout(0.2),
         )
         self.logit = nn.Linear(1024, 1)
 
@@ -252,7 +253,7 @@ def image_discriminator_xx(channels: int, sn: bool = True) -> PairDiscriminator:
         return [
             normalized(Conv2dSame(c_in, c_out, 5, stride=2), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.2),
+            Dropout(0.2),
         ]
 
     return PairDiscriminator(
@@ -267,10 +268,10 @@ def image_discriminator_zz(latent_dim: int, sn: bool = True) -> PairDiscriminato
         nn.Sequential(
             normalized(nn.Linear(2 * latent_dim, 64), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.2),
+            Dropout(0.2),
             normalized(nn.Linear(64, 32), sn),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(0.2),
+            Dropout(0.2),
         ),
         32,
     )
@@ -291,6 +292,7 @@ NETWORKS = (
     "discriminator_xx",
     "discriminator_zz",
 )
+DISCRIMINATORS = NETWORKS[2:]
 
 
 def build_networks(input_shape, hp) -> dict[str, nn.Module]:
@@ -345,13 +347,22 @@ class ALADTorch(TorchAverages, TorchBackend):
         self.encoder, self.generator, self.d_xz, self.d_xx, self.d_zz = (
             self.networks[k] for k in NETWORKS
         )
+        # one Adam for the three discriminators, one for G and E: each group always
+        # steps together, and Adam updates each weight on its own, so this is one
+        # Adam per network, called three times less a step
+        settings = {"lr": self.hp["learning_rate"], "betas": (self.hp["beta_1"], 0.999)}
         self.optimizers = {
-            k: adam(
-                net.parameters(),
-                lr=self.hp["learning_rate"],
-                betas=(self.hp["beta_1"], 0.999),
-            )
-            for k, net in self.networks.items()
+            "discriminators": adam(
+                [
+                    p
+                    for name in DISCRIMINATORS
+                    for p in self.networks[name].parameters()
+                ],
+                **settings,
+            ),
+            "generator_encoder": adam(
+                [*self.generator.parameters(), *self.encoder.parameters()], **settings
+            ),
         }
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"], self.hp["ema_warmup"])
 
@@ -377,12 +388,10 @@ class ALADTorch(TorchAverages, TorchBackend):
         }
         return losses_from_logits(logits, torch, self.hp["use_dzz"])
 
-    def _step(self, loss, names):
-        for name in names:
-            self.optimizers[name].zero_grad()
+    def _step(self, loss, optimizer: str):
+        self.optimizers[optimizer].zero_grad()
         loss.backward()
-        for name in names:
-            self.optimizers[name].step()
+        self.optimizers[optimizer].step()
 
     def latent_noise(self, n: int) -> torch.Tensor:
         """z ~ N(0, I) for ``n`` samples.
@@ -401,20 +410,19 @@ class ALADTorch(TorchAverages, TorchBackend):
         n = len(x)
         pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
 
-        # the discriminators, each with its own optimiser; E and G are only read here
+        # the discriminators, with one optimiser; E and G are only read here
         for name in ("encoder", "generator"):
             self.networks[name].requires_grad_(False)
         losses = self.adversarial_losses(x, self.latent_noise(n))
         for name in ("encoder", "generator"):
             self.networks[name].requires_grad_(True)
-        self._step(
-            sum(losses[f"loss_d_{pair}"] for pair in pairs),
-            [f"discriminator_{pair}" for pair in pairs],
-        )
+        self._step(sum(losses[f"loss_d_{pair}"] for pair in pairs), "discriminators")
 
         # G and E: loss_g = loss_g_xz + loss_cycle, loss_e = loss_e_xz + loss_cycle.
         # loss_g_xz does not depend on E, nor loss_e_xz on G, so one backward pass of
-        # their sum gives both networks' gradients
+        # their sum gives both networks' gradients; the discriminators are only read
+        for name in DISCRIMINATORS:
+            self.networks[name].requires_grad_(False)
         z = self.latent_noise(n)
         losses.update(
             {
@@ -425,8 +433,10 @@ class ALADTorch(TorchAverages, TorchBackend):
         )
         self._step(
             losses["loss_g_xz"] + losses["loss_e_xz"] + losses["loss_cycle"],
-            ["generator", "encoder"],
+            "generator_encoder",
         )
+        for name in DISCRIMINATORS:
+            self.networks[name].requires_grad_(True)
         self.ema.update()
         return {
             "loss_d_xz": losses["loss_d_xz"].item(),

@@ -156,7 +156,8 @@ class ALOCCTorch(TorchBackend):
         self.optimizer_d.step()
 
         # R, r_steps times: fool D (its output on R(X̃) -> 1) and reconstruct, weighted
-        # by lambda
+        # by lambda.  D is only read: no gradients for its weights
+        self.discriminator.requires_grad_(False)
         for _ in range(self.hp["r_steps"]):
             x_hat = self.reconstructor(x_noisy)
             fake_logit = self.discriminator(x_hat)
@@ -166,6 +167,7 @@ class ALOCCTorch(TorchBackend):
             self.optimizer_r.zero_grad()
             loss_r.backward()
             self.optimizer_r.step()
+        self.discriminator.requires_grad_(True)
         return {
             "loss_d": loss_d.item(),
             "loss_r_adversarial": loss_adv.item(),

@@ -14,6 +14,7 @@ from torch import nn
 from ..backend_torch import (
     ChannelsLastFlatten,
     ChannelsLastUnflatten,
+    Dropout,
     TorchBackend,
     adam,
     dcgan_init,
@@ -71,13 +72,13 @@ class TabularDiscriminator(nn.Module):
     ):
         super().__init__()
         self.x_branch = nn.Sequential(
-            nn.Linear(features, 128), nn.LeakyReLU(LEAK), nn.Dropout(dropout)
+            nn.Linear(features, 128), nn.LeakyReLU(LEAK), Dropout(dropout)
         )
         self.z_branch = nn.Sequential(
-            nn.Linear(latent_dim, 128), nn.LeakyReLU(LEAK), nn.Dropout(dropout)
+            nn.Linear(latent_dim, 128), nn.LeakyReLU(LEAK), Dropout(dropout)
         )
         self.joint = nn.Sequential(
-            nn.Linear(256, hidden_dim), nn.LeakyReLU(LEAK), nn.Dropout(dropout)
+            nn.Linear(256, hidden_dim), nn.LeakyReLU(LEAK), Dropout(dropout)
         )
         self.logit = nn.Linear(hidden_dim, 1)
 
@@ -158,20 +159,20 @@ class ImageDiscriminator(nn.Module):
         self.x_branch = nn.Sequential(
             nn.Conv2d(channels, 64, 4, stride=2, padding=1),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Conv2d(64, 64, 4, stride=2, padding=1),
             nn.BatchNorm2d(64),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             ChannelsLastFlatten(),
         )
         self.z_branch = nn.Sequential(
-            nn.Linear(latent_dim, 512), nn.LeakyReLU(LEAK), nn.Dropout(dropout)
+            nn.Linear(latent_dim, 512), nn.LeakyReLU(LEAK), Dropout(dropout)
         )
         self.joint = nn.Sequential(
             nn.Linear(64 * (height // 4) * (width // 4) + 512, hidden_dim),
             nn.LeakyReLU(LEAK),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
         self.logit = nn.Linear(hidden_dim, 1)
 
@@ -227,13 +228,14 @@ class EGBADTorch(TorchAverages, TorchBackend):
         self.encoder, self.generator, self.discriminator = (
             self.networks[k] for k in ("encoder", "generator", "discriminator")
         )
+        # one Adam for D, one for G and E, which always step together: Adam updates
+        # each weight on its own, so this is one Adam per network, called once less
+        settings = {"lr": self.hp["learning_rate"], "betas": (self.hp["beta_1"], 0.999)}
         self.optimizers = {
-            k: adam(
-                net.parameters(),
-                lr=self.hp["learning_rate"],
-                betas=(self.hp["beta_1"], 0.999),
-            )
-            for k, net in self.networks.items()
+            "discriminator": adam(self.discriminator.parameters(), **settings),
+            "generator_encoder": adam(
+                [*self.generator.parameters(), *self.encoder.parameters()], **settings
+            ),
         }
         self.ema = TorchEMA(self.networks, self.hp["ema_decay"], self.hp["ema_warmup"])
 
@@ -265,19 +267,17 @@ class EGBADTorch(TorchAverages, TorchBackend):
         self.optimizers["discriminator"].step()
 
         # G and E together, labels inverted: G wants (G(z), z) called real, E wants (x,
-        # E(x)) called fake
+        # E(x)) called fake.  D is only read: no gradients for its weights
+        self.discriminator.requires_grad_(False)
         z = self.latent_noise(n)
         logit_real, _ = self.discriminator(x, self.encoder(x))
         logit_fake, _ = self.discriminator(self.generator(z), z)
         losses = bigan_losses(logit_real, logit_fake, torch)
         loss_g, loss_e = losses["loss_g"], losses["loss_e"]
-        self.optimizers["generator"].zero_grad()
-        self.optimizers["encoder"].zero_grad()
-        # each loss reaches D too; only G's and E's optimisers step, and D's gradients
-        # are cleared next step
+        self.optimizers["generator_encoder"].zero_grad()
         (loss_g + loss_e).backward()
-        self.optimizers["generator"].step()
-        self.optimizers["encoder"].step()
+        self.optimizers["generator_encoder"].step()
+        self.discriminator.requires_grad_(True)
         self.ema.update()
         return {
             "loss_d": loss_d.item(),
