@@ -1,0 +1,77 @@
+"""The PyTorch shortcuts that issue #13 added compute what they replace."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def test_dropout_drops_p_scales_the_rest_and_backpropagates_its_mask():
+    from ganlib.backend_torch import Dropout
+
+    torch.manual_seed(0)
+    layer = Dropout(0.3)
+    x = torch.ones(400_000, requires_grad=True)
+    y = layer(x)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.3) < 0.005
+    assert torch.allclose(y[y != 0], torch.tensor(1 / 0.7))
+    assert abs(y.mean().item() - 1.0) < 0.01  # the expectation is kept
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # d y / d x is the scaled mask
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), y)  # the default generator's seed decides
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("stride, size", [(1, 28), (2, 28), (2, 32), (1, 7)])
+def test_conv2d_same_gives_keras_same_padding(stride, size):
+    from ganlib.backend_torch import Conv2dSame
+
+    torch.manual_seed(0)
+    layer = Conv2dSame(3, 4, 5, stride=stride)
+    x = torch.randn(2, 3, size, size)
+    out = -(-size // stride)
+    total = max((out - 1) * stride + 5 - size, 0)
+    padded = torch.nn.functional.pad(x, [total // 2, total - total // 2] * 2)
+    expected = torch.nn.functional.conv2d(padded, layer.weight, layer.bias, stride)
+    assert layer(x).shape == (2, 4, out, out)
+    assert torch.allclose(layer(x), expected, atol=1e-5)
+
+
+def test_fused_softplus_is_the_overflow_free_formula():
+    keras = pytest.importorskip("keras")
+    from ganlib.losses import bce_with_logits, softplus
+
+    v = np.array([-100.0, -20.0, -1.0, 0.0, 0.5, 30.0, 100.0], np.float32)
+    expected = softplus(v)  # NumPy: the formula itself
+    for ops, tensor in ((torch, torch.from_numpy(v)), (keras.ops, v)):
+        got = np.asarray(softplus(tensor, ops), np.float64)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+        for target in (0.0, 1.0, 0.25):
+            np.testing.assert_allclose(
+                float(bce_with_logits(tensor, target, ops)),
+                float(bce_with_logits(v, target)),
+                rtol=1e-5,
+            )
+
+
+@pytest.mark.parametrize("model", ["alocc", "egbad", "alad"])
+def test_a_training_step_leaves_every_network_trainable(model):
+    from ganlib.speed import MODELS, _detector_class, _samples
+
+    path, hyperparameters, shape = MODELS[model]
+    detector = _detector_class(path)(
+        framework="torch", seed=0, verbose=False, threads=1, **hyperparameters
+    )
+    backend = detector.build(shape)
+    before = {k: v.copy() for k, v in backend.get_weights().items()}
+    backend.train_step(_samples(shape, 16))
+    after = backend.get_weights()
+    for name, network in backend.networks.items():
+        assert all(p.requires_grad for p in network.parameters()), name
+        # every network that has weights was updated by the step
+        keys = [k for k in before if k.startswith(name + ".") and "weight" in k]
+        assert any(not np.array_equal(before[k], after[k]) for k in keys), name
