@@ -131,7 +131,7 @@ class Dropout(nn.Dropout):
     this book's small discriminators (dropout after every layer) costs more
     than the layer it follows: 53 us for a 64 x 128 batch on the book's
     2-core machine, against 35 us for uniform numbers compared with ``p``
-    (CPU time, one thread).  The kept elements are scaled by
+    (CPU time of one thread, with other work running).  The kept elements are scaled by
     ``1 / (1 - p)`` as ``nn.Dropout`` does; the drop rate is ``p`` exactly
     (to float32's resolution).  On a GPU, whose dropout kernel is already
     fast, and outside training it is ``nn.Dropout`` itself.
