@@ -370,30 +370,46 @@ def test_a_diverged_run_is_recorded_not_dropped(tmp_path, toy, monkeypatch):
 # ------------------------------------------------------------ the report
 
 
-def synthetic_store(path) -> Store:
-    """Two detectors, two classes, three seeds, both rules; one in both frameworks."""
+def grid_store(path, classes, rows) -> Store:
+    """mnist-normal records for seeds 0-2, ``classes``, both rules: one per dict of
+    ``rows(seed, rule)``, which holds the record's other fields."""
     store = Store(path)
     for seed in range(3):
-        for cls in (0, 1):
-            for rule, shift in (("labelled", 0.0), ("normal-only", -0.1)):
-                for detector, framework, role, auroc in (
-                    ("gan", "keras", "default", 0.7 + 0.01 * seed),
-                    ("gan", "torch", "other", 0.72 + 0.01 * seed),
-                    ("pca", "sklearn", "default", 0.9),
-                ):
+        for cls in classes:
+            for rule in ("labelled", "normal-only"):
+                for fields in rows(seed, rule):
                     store.append(
                         record(
                             suite="mnist-normal",
                             **{"class": cls},
                             seed=seed,
                             rule=rule,
-                            detector=detector,
-                            framework=framework,
-                            framework_role=role,
-                            test_auroc=auroc + shift,
+                            **fields,
                         )
                     )
     return store
+
+
+def synthetic_store(path) -> Store:
+    """Two detectors, two classes, three seeds, both rules; one in both frameworks."""
+
+    def rows(seed, rule):
+        shift = 0.0 if rule == "labelled" else -0.1
+        return [
+            {
+                "detector": detector,
+                "framework": framework,
+                "framework_role": role,
+                "test_auroc": auroc + shift,
+            }
+            for detector, framework, role, auroc in (
+                ("gan", "keras", "default", 0.7 + 0.01 * seed),
+                ("gan", "torch", "other", 0.72 + 0.01 * seed),
+                ("pca", "sklearn", "default", 0.9),
+            )
+        ]
+
+    return grid_store(path, (0, 1), rows)
 
 
 def test_report_tables(tmp_path, capsys):
@@ -572,31 +588,27 @@ def verdict_store(path) -> Store:
     every run and its two rules pick different epochs; PCA is best on every
     digit, the autoencoder last.
     """
-    store = Store(path)
-    for seed in range(3):
-        for cls in range(4):
-            for rule in ("labelled", "normal-only"):
-                for detector, framework, auroc, epoch in (
-                    ("ganomaly", "keras", 0.80 + 0.01 * seed, 5),
-                    ("autoencoder", "torch", 0.70, 3),
-                    ("pca", "sklearn", 0.95, None),
-                ):
-                    bonus = 0.1 if detector == "ganomaly" and rule == "labelled" else 0
-                    store.append(
-                        record(
-                            suite="mnist-normal",
-                            **{"class": cls},
-                            seed=seed,
-                            rule=rule,
-                            detector=detector,
-                            framework=framework,
-                            test_auroc=auroc + bonus - 0.1,
-                            selected_epoch=None
-                            if epoch is None
-                            else epoch + (rule == "labelled"),
-                        )
-                    )
-    return store
+
+    def rows(seed, rule):
+        return [
+            {
+                "detector": detector,
+                "framework": framework,
+                "test_auroc": auroc
+                - 0.1
+                + (0.1 if detector == "ganomaly" and rule == "labelled" else 0),
+                "selected_epoch": None
+                if epoch is None
+                else epoch + (rule == "labelled"),
+            }
+            for detector, framework, auroc, epoch in (
+                ("ganomaly", "keras", 0.80 + 0.01 * seed, 5),
+                ("autoencoder", "torch", 0.70, 3),
+                ("pca", "sklearn", 0.95, None),
+            )
+        ]
+
+    return grid_store(path, range(4), rows)
 
 
 @pytest.fixture
