@@ -33,6 +33,24 @@ def seed_everything(seed: int) -> None:
     torch.utils.deterministic.fill_uninitialized_memory = False
 
 
+@contextlib.contextmanager
+def frozen(*networks: nn.Module):
+    """No weight gradients for ``networks`` inside the context: a step that only
+    reads them (as a Keras ``GradientTape`` asked for other variables' gradients)
+    skips that work.  Each weight's ``requires_grad`` is put back after, also when
+    the step is interrupted.
+    """
+    params = [p for network in networks for p in network.parameters()]
+    before = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, wanted in zip(params, before):
+            p.requires_grad_(wanted)
+
+
 def pick_device() -> torch.device:
     """The first CUDA GPU when there is one, else the CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -75,3 +75,15 @@ def test_a_training_step_leaves_every_network_trainable(model):
         # every network that has weights was updated by the step
         keys = [k for k in before if k.startswith(name + ".") and "weight" in k]
         assert any(not np.array_equal(before[k], after[k]) for k in keys), name
+
+
+def test_frozen_networks_are_trainable_again_after_an_interrupted_step():
+    from ganlib.backend_torch import frozen
+
+    network = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Linear(2, 1))
+    network[1].bias.requires_grad_(False)  # a weight frozen by the user stays so
+    with pytest.raises(KeyboardInterrupt):
+        with frozen(network):
+            assert not any(p.requires_grad for p in network.parameters())
+            raise KeyboardInterrupt
+    assert [p.requires_grad for p in network.parameters()] == [True, True, True, False]

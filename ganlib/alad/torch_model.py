@@ -21,6 +21,7 @@ from ..backend_torch import (
     Dropout,
     TorchBackend,
     adam,
+    frozen,
     glorot_init,
 )
 from ..ema import TorchAverages, TorchEMA
@@ -411,32 +412,26 @@ class ALADTorch(TorchAverages, TorchBackend):
         pairs = ("xz", "xx", "zz") if self.hp["use_dzz"] else ("xz", "xx")
 
         # the discriminators, with one optimiser; E and G are only read here
-        for name in ("encoder", "generator"):
-            self.networks[name].requires_grad_(False)
-        losses = self.adversarial_losses(x, self.latent_noise(n))
-        for name in ("encoder", "generator"):
-            self.networks[name].requires_grad_(True)
+        with frozen(self.encoder, self.generator):
+            losses = self.adversarial_losses(x, self.latent_noise(n))
         self._step(sum(losses[f"loss_d_{pair}"] for pair in pairs), "discriminators")
 
         # G and E: loss_g = loss_g_xz + loss_cycle, loss_e = loss_e_xz + loss_cycle.
         # loss_g_xz does not depend on E, nor loss_e_xz on G, so one backward pass of
         # their sum gives both networks' gradients; the discriminators are only read
-        for name in DISCRIMINATORS:
-            self.networks[name].requires_grad_(False)
         z = self.latent_noise(n)
-        losses.update(
-            {
-                k: v
-                for k, v in self.adversarial_losses(x, z).items()
-                if k in ("loss_g_xz", "loss_e_xz", "loss_cycle")
-            }
-        )
-        self._step(
-            losses["loss_g_xz"] + losses["loss_e_xz"] + losses["loss_cycle"],
-            "generator_encoder",
-        )
-        for name in DISCRIMINATORS:
-            self.networks[name].requires_grad_(True)
+        with frozen(self.d_xz, self.d_xx, self.d_zz):
+            losses.update(
+                {
+                    k: v
+                    for k, v in self.adversarial_losses(x, z).items()
+                    if k in ("loss_g_xz", "loss_e_xz", "loss_cycle")
+                }
+            )
+            self._step(
+                losses["loss_g_xz"] + losses["loss_e_xz"] + losses["loss_cycle"],
+                "generator_encoder",
+            )
         self.ema.update()
         return {
             "loss_d_xz": losses["loss_d_xz"].item(),

@@ -8,7 +8,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backend_torch import ChannelsLastFlatten, Conv2dSame, TorchBackend, dcgan_init
+from ..backend_torch import (
+    ChannelsLastFlatten,
+    Conv2dSame,
+    TorchBackend,
+    dcgan_init,
+    frozen,
+)
 from ..losses import bce_with_logits
 from . import add_noise, encoder_sizes, reconstruction_loss
 
@@ -157,17 +163,16 @@ class ALOCCTorch(TorchBackend):
 
         # R, r_steps times: fool D (its output on R(X̃) -> 1) and reconstruct, weighted
         # by lambda.  D is only read: no gradients for its weights
-        self.discriminator.requires_grad_(False)
         for _ in range(self.hp["r_steps"]):
-            x_hat = self.reconstructor(x_noisy)
-            fake_logit = self.discriminator(x_hat)
-            loss_adv = bce_with_logits(fake_logit, 1.0, torch)
-            loss_rec = self.reconstruction_loss(x, x_noisy, x_hat)
-            loss_r = loss_adv + self.hp["lambda_reconstruction"] * loss_rec
-            self.optimizer_r.zero_grad()
-            loss_r.backward()
+            with frozen(self.discriminator):
+                x_hat = self.reconstructor(x_noisy)
+                fake_logit = self.discriminator(x_hat)
+                loss_adv = bce_with_logits(fake_logit, 1.0, torch)
+                loss_rec = self.reconstruction_loss(x, x_noisy, x_hat)
+                loss_r = loss_adv + self.hp["lambda_reconstruction"] * loss_rec
+                self.optimizer_r.zero_grad()
+                loss_r.backward()
             self.optimizer_r.step()
-        self.discriminator.requires_grad_(True)
         return {
             "loss_d": loss_d.item(),
             "loss_r_adversarial": loss_adv.item(),

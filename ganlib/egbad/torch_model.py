@@ -18,6 +18,7 @@ from ..backend_torch import (
     TorchBackend,
     adam,
     dcgan_init,
+    frozen,
     glorot_init,
 )
 from ..ema import TorchAverages, TorchEMA
@@ -268,16 +269,15 @@ class EGBADTorch(TorchAverages, TorchBackend):
 
         # G and E together, labels inverted: G wants (G(z), z) called real, E wants (x,
         # E(x)) called fake.  D is only read: no gradients for its weights
-        self.discriminator.requires_grad_(False)
         z = self.latent_noise(n)
-        logit_real, _ = self.discriminator(x, self.encoder(x))
-        logit_fake, _ = self.discriminator(self.generator(z), z)
-        losses = bigan_losses(logit_real, logit_fake, torch)
-        loss_g, loss_e = losses["loss_g"], losses["loss_e"]
-        self.optimizers["generator_encoder"].zero_grad()
-        (loss_g + loss_e).backward()
+        with frozen(self.discriminator):
+            logit_real, _ = self.discriminator(x, self.encoder(x))
+            logit_fake, _ = self.discriminator(self.generator(z), z)
+            losses = bigan_losses(logit_real, logit_fake, torch)
+            loss_g, loss_e = losses["loss_g"], losses["loss_e"]
+            self.optimizers["generator_encoder"].zero_grad()
+            (loss_g + loss_e).backward()
         self.optimizers["generator_encoder"].step()
-        self.discriminator.requires_grad_(True)
         self.ema.update()
         return {
             "loss_d": loss_d.item(),
