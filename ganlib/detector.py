@@ -769,16 +769,32 @@ class Detector(BaseDetector):
         (identity here)."""
         return np.asarray(X, dtype=np.float32)
 
-    def model_outputs(self, X) -> dict[str, np.ndarray]:
-        """The networks' outputs on ``X`` in inference mode, batch by batch, joined."""
+    def model_outputs(self, X, averaged: bool = True) -> dict[str, np.ndarray]:
+        """The networks' outputs on ``X`` in inference mode, batch by batch, joined.
+
+        ``averaged=False`` uses the trained weights instead of their moving
+        averages, for a model that keeps them (EGBAD, ALAD: chapter 6 compares
+        the two).
+        """
         x = check_array(X, self.input_kind, "X", input_shape=self._fitted_shape())
+        predict = self._predict_function(averaged)
         parts: dict[str, list] = {}
         with self.compute_scope():
             for start in range(0, len(x), self.score_batch_size):
                 batch = x[start : start + self.score_batch_size]
-                for key, value in self.backend.predict(batch).items():
+                for key, value in predict(batch).items():
                     parts.setdefault(key, []).append(value)
         return {key: np.concatenate(values) for key, values in parts.items()}
+
+    def _predict_function(self, averaged: bool):
+        if averaged:
+            return self.backend.predict
+        if not hasattr(self.backend, "raw_outputs"):
+            raise ValueError(
+                f"{type(self).__name__} keeps no moving average of its weights: "
+                "averaged=False has no other weights to score with"
+            )
+        return self.backend.raw_outputs
 
     def score_from_outputs(
         self, x: np.ndarray, outputs: dict[str, np.ndarray]
@@ -801,12 +817,14 @@ class Detector(BaseDetector):
             raise RuntimeError(f"score has shape {scores.shape}, expected ({len(x)},)")
         return scores
 
-    def score_variants(self, X) -> dict[str, np.ndarray]:
-        """Every score of ``score_names`` from one pass through the networks."""
+    def score_variants(self, X, averaged: bool = True) -> dict[str, np.ndarray]:
+        """Every score of ``score_names`` from one pass through the networks
+        (``averaged``: see :meth:`model_outputs`)."""
         if not self.score_names:
+            self._predict_function(averaged)  # averaged=False: a clear error
             return super().score_variants(X)
         x = check_array(X, self.input_kind, "X", input_shape=self._fitted_shape())
-        variants = self.scores_from_outputs(x, self.model_outputs(x))
+        variants = self.scores_from_outputs(x, self.model_outputs(x, averaged))
         return {
             name: np.asarray(variants[name], dtype=np.float64)
             for name in self.score_names

@@ -39,7 +39,7 @@ def plot_history(
     ncols = min(ncols, len(keys))
     nrows = -(-len(keys) // ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.6 * ncols, 3.0 * nrows), squeeze=False
+        nrows, ncols, figsize=(3.5 * ncols, 3.0 * nrows), squeeze=False
     )
     for ax in axes.flat[len(keys) :]:
         ax.set_visible(False)
@@ -125,7 +125,9 @@ def plot_reconstructions(x, x_hat, labels=None, n: int = 8, title: str = ""):
         ("reconstruction", x_hat),
         ("|difference|", np.abs(x - x_hat)),
     )
-    fig, axes = plt.subplots(3, len(x), figsize=(1.2 * len(x), 3.9), squeeze=False)
+    # at most 10.5 inches wide: the book's column shows it without shrinking much
+    width = min(1.2 * len(x), 10.5)
+    fig, axes = plt.subplots(3, len(x), figsize=(width, 3.9), squeeze=False)
     for r, (name, images) in enumerate(rows):
         for c, image in enumerate(images):
             ax = axes[r, c]
@@ -152,7 +154,7 @@ def plot_image_grid(images, labels=None, ncols: int = 10, title: str = ""):
     images = np.asarray(images)
     nrows = int(np.ceil(len(images) / ncols))
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.1 * ncols, 1.2 * nrows), squeeze=False
+        nrows, ncols, figsize=(1.05 * ncols, 1.2 * nrows), squeeze=False
     )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")

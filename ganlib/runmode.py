@@ -117,10 +117,15 @@ def hardware() -> str:
 
 
 def report() -> str:
-    """The line every chapter prints first: run mode and hardware."""
+    """The line every chapter prints first and last: run mode, hardware, and the
+    machine's load (about the number of cores busy over the last minute), so
+    that a reader can tell whether the chapter's timings ran alone."""
+    load = (
+        f"; load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
+    )
     return (
         f"Run mode: {mode_name()} ({QUICK_ENV}={os.environ.get(QUICK_ENV, '')!r}); "
-        f"hardware: {hardware()}"
+        f"hardware: {hardware()}{load}"
     )
 
 

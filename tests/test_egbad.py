@@ -209,6 +209,23 @@ def test_scores_use_the_averaged_weights(framework, kdd):
         rtol=1e-5,
         atol=1e-6,
     )
+    raw_scores = detector.score_variants(x_val, averaged=False)
+    expected = detector.scores_from_outputs(x_val, raw)
+    for name in SCORES:
+        np.testing.assert_allclose(raw_scores[name], expected[name], rtol=1e-6)
+    assert not np.allclose(
+        raw_scores["reconstruction"], detector.score_variants(x_val)["reconstruction"]
+    )
+
+
+def test_only_a_model_with_averages_scores_with_raw_weights():
+    from ganlib.autoencoder import ConvAutoencoder
+
+    images = np.random.default_rng(0).uniform(size=(64, 28, 28, 1))
+    detector = ConvAutoencoder(framework="torch", seed=0, verbose=False)
+    detector.fit(images.astype(np.float32), epochs=1)
+    with pytest.raises(ValueError, match="keeps no moving average"):
+        detector.score_variants(images[:4], averaged=False)
 
 
 # ---------------------------------------------------------------------- learning
@@ -447,3 +464,22 @@ def test_normal_only_selection_keeps_the_last_epoch_as_the_official_code(kdd):
         detector.decision_function(x_val),
         detector.use_selection("last").decision_function(x_val),
     )
+
+
+@pytest.mark.parametrize("model", ["egbad", "alad"])
+def test_labelled_rule_selects_on_the_metric_asked_for(model):
+    from ganlib.alad import ALAD
+
+    cls = {"egbad": EGBAD, "alad": ALAD}[model]
+    rng = np.random.default_rng(0)
+    x_train = rng.normal(size=(200, 6)).astype(np.float32)
+    x_val = rng.normal(size=(60, 6)).astype(np.float32)
+    y_val = np.r_[np.zeros(45, int), np.ones(15, int)]
+    x_val[y_val == 1] += 3.0
+    detector = cls(framework="torch", seed=0, verbose=False, labelled_metric="f1")
+    detector.fit(x_train, epochs=3, validation_data=(x_val, y_val))
+    assert detector.selection_criteria_["labelled"] == ("val_f1", True)
+    f1 = detector.history_["val_f1"]
+    assert detector.best_epoch_ == 1 + int(np.argmax(f1))
+    with pytest.raises(ValueError, match="labelled_metric must be one of"):
+        cls(labelled_metric="accuracy")

@@ -68,10 +68,14 @@ class StraightforwardGANomaly:
         losses["g_loss"].backward(retain_graph=True)
         self.optimizer_g.step()
         # D: real x against the detached x_hat, a third pass through D
-        d_fake = self.discriminator(x_hat.detach())
-        losses = training_losses(x, x_hat, z, z_hat, d_real, d_fake, self.hp, torch)
+        logit_real, logit_fake = d_real[1], self.discriminator(x_hat.detach())[1]
+        bce = torch.nn.functional.binary_cross_entropy_with_logits
+        d_loss = 0.5 * (
+            bce(logit_real, torch.ones_like(logit_real))
+            + bce(logit_fake, torch.zeros_like(logit_fake))
+        )
         self.optimizer_d.zero_grad()
-        losses["d_loss"].backward()
+        d_loss.backward()
         self.optimizer_d.step()
 
 

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..detector import TabularOrImageDetector
-from ..egbad import validation_curves
+from ..egbad import LABELLED_METRICS, LabelledMetricSelection, validation_curves
 from ..ema import check_decay
 from ..images import crop, network_size, pad_to_network_size
 from ..losses import bce_with_logits, softplus
@@ -188,7 +188,7 @@ def anomaly_scores(
     }
 
 
-class ALAD(TabularOrImageDetector):
+class ALAD(LabelledMetricSelection, TabularOrImageDetector):
     """ALAD (Zenati et al., ICDM 2018) for tabular data and images, in Keras (default)
     or PyTorch.
 
@@ -281,6 +281,7 @@ class ALAD(TabularOrImageDetector):
     choices = {
         "normal_only_criterion": tuple(NORMAL_ONLY_CRITERIA),
         "tabular_widths": tuple(TABULAR_WIDTHS),
+        "labelled_metric": LABELLED_METRICS,
     }
     defaults = {
         "latent_dim": None,  # 32 tabular, 100 images
@@ -296,6 +297,7 @@ class ALAD(TabularOrImageDetector):
         "use_dzz": True,  # the README: "please use it with --enable_dzz"
         "score": "features",
         "normal_only_criterion": "mean_score",  # official; "l2": the seed report's
+        "labelled_metric": "auroc",  # or "f1", "auprc": LabelledMetricSelection
         "patience": 10,
         "epochs": 100,
     }

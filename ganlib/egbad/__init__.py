@@ -130,7 +130,28 @@ def validation_curves(y_val: np.ndarray, scores: np.ndarray) -> dict[str, float]
     return values
 
 
-class EGBAD(TabularOrImageDetector):
+LABELLED_METRICS = ("auroc", "auprc", "f1")
+
+
+class LabelledMetricSelection:
+    """The labelled rule of EGBAD and ALAD watches ``labelled_metric``: the
+    validation AUROC (default), AUPRC or F1 at the validation anomaly share.
+
+    A tabular chapter that reports F1 at the known contamination (the papers'
+    KDD99 and Arrhythmia tables) selects its epoch on the same metric with
+    ``labelled_metric="f1"``; AUROC ranks every threshold at once and suits
+    the image protocols, which report it.
+    """
+
+    def selection_criteria(self, y_val):
+        criteria = super().selection_criteria(y_val)
+        if "labelled" in criteria:
+            metric = self.hyperparameters["labelled_metric"]
+            criteria["labelled"] = (f"val_{metric}", True)
+        return criteria
+
+
+class EGBAD(LabelledMetricSelection, TabularOrImageDetector):
     """EGBAD (Zenati et al., 2018): BiGAN-based detector for tabular data and images.
 
     Inputs are tabular ``(n, features)`` (e.g. KDD99, any width) or images
@@ -202,6 +223,7 @@ class EGBAD(TabularOrImageDetector):
     score_names = SCORES
     # the official code has none (see above): the mean score of the normal samples
     label_free_criterion = None  # the official code's fixed budget (see above)
+    choices = {"labelled_metric": LABELLED_METRICS}
     defaults = {
         "latent_dim": None,  # 32 tabular, 200 images
         "hidden_dim": None,  # D's feature-matching layer: 128 tabular, 1024 images
@@ -212,6 +234,7 @@ class EGBAD(TabularOrImageDetector):
         "ema_warmup": True,  # decay min(ema_decay, (1+n)/(10+n)); False: official
         "alpha": 0.9,
         "score": "cross_entropy",
+        "labelled_metric": "auroc",  # or "f1", "auprc": LabelledMetricSelection
         "epochs": 20,
     }
 
