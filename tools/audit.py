@@ -6,6 +6,8 @@ record to ``results/audit/audit/<check>.jsonl`` through the benchmark's store
 record holds the configuration, seed, hardware, threads and wall time.
 
     python tools/audit.py kdd99-short             # EGBAD and ALAD, 3 epochs
+    python tools/audit.py kdd99-short-f1          # the same, selected on F1
+    python tools/audit.py ganomaly-bfloat16       # chapter 4, fp32 vs bf16
     python tools/audit.py alad-mnist-averaging    # weight averaging on MNIST
     python tools/audit.py defaults-new-data --shard 0/2
     python tools/audit.py score-choice --only alocc  # defaults chosen here
@@ -90,6 +92,65 @@ def run_kdd99_short(job):
             prefix = part if name == values["score"] else f"{part}_{name}"
             values.update({f"{prefix}_{k}": v for k, v in result.items()})
     return seconds, values
+
+
+def kdd99_short_f1_jobs():
+    """``kdd99-short`` at the default learning rate, the epoch selected on
+    validation F1 (``labelled_metric="f1"``), the metric the check reports."""
+    for job in kdd99_short_jobs():
+        if job["hyperparameters"]["learning_rate"] == 1e-4:
+            job["class"] = "lr=0.0001, labelled_metric=f1"
+            job["hyperparameters"]["labelled_metric"] = "f1"
+            yield job
+
+
+#: chapter 4's setting: digit 0 anomalous, 16 base filters, 10 epochs
+GANOMALY_CHAPTER = {"digit": 0, "epochs": 10, "base_filters": 16, "latent_dim": 100}
+
+
+def ganomaly_bfloat16_jobs():
+    """Chapter 4's setting in PyTorch, float32 against bfloat16, three seeds."""
+    for precision in ("float32", "bfloat16"):
+        for seed in (0, 1, 2):
+            yield {
+                "detector": "ganomaly",
+                "framework": "torch",
+                "seed": seed,
+                "class": f"digit {GANOMALY_CHAPTER['digit']}, {precision}",
+                "epochs": GANOMALY_CHAPTER["epochs"],
+                "hyperparameters": {
+                    "precision": precision,
+                    "base_filters": GANOMALY_CHAPTER["base_filters"],
+                    "latent_dim": GANOMALY_CHAPTER["latent_dim"],
+                },
+            }
+
+
+def run_ganomaly_bfloat16(job):
+    """Test AUROC at the epoch the labelled validation split selects, as in the
+    chapter (its validation split holds 10 % of the anomalous digit)."""
+    split = protocols.one_class_anomalous(GANOMALY_CHAPTER["digit"], seed=job["seed"])
+    hyperparameters = dict(job["hyperparameters"])
+    detector = detector_class("ganomaly")(
+        framework="torch",
+        seed=job["seed"],
+        verbose=False,
+        threads=1,
+        precision=hyperparameters.pop("precision"),
+        **hyperparameters,
+    )
+    start = time.perf_counter()
+    detector.fit(
+        split.x_train, epochs=job["epochs"], validation_data=(split.x_val, split.y_val)
+    )
+    seconds = time.perf_counter() - start
+    return seconds, {
+        "selected_epoch": detector.best_epoch_,
+        "val_auroc": max(detector.history_["val_auroc"]),
+        "test_auroc": metrics.auroc(
+            split.y_test, detector.decision_function(split.x_test)
+        ),
+    }
 
 
 def alad_mnist_averaging_jobs():
@@ -237,6 +298,8 @@ def run_score_choice(job):
 CHECKS = {
     "score-choice": (score_choice_jobs, run_score_choice),
     "kdd99-short": (kdd99_short_jobs, run_kdd99_short),
+    "kdd99-short-f1": (kdd99_short_f1_jobs, run_kdd99_short),
+    "ganomaly-bfloat16": (ganomaly_bfloat16_jobs, run_ganomaly_bfloat16),
     "alad-mnist-averaging": (alad_mnist_averaging_jobs, run_alad_mnist_averaging),
     "defaults-new-data": (defaults_new_data_jobs, run_defaults_new_data),
 }
