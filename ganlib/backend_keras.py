@@ -111,9 +111,13 @@ class KerasBackend(Backend):
             pass
 
     def current_threads(self) -> int:
-        return (
-            tf.config.threading.get_intra_op_parallelism_threads() or available_cpus()
-        )
+        """TensorFlow's intra-op threads: as set, else as its environment variable
+        sets them, else one per CPU this process may use (TensorFlow's default)."""
+        configured = tf.config.threading.get_intra_op_parallelism_threads()
+        from_environment = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+        if not configured and from_environment.isdigit():
+            configured = int(from_environment)
+        return configured or available_cpus()
 
     def finish_build(self, precision: str) -> None:
         """Under mixed precision, make every network's output layers compute in float32.
