@@ -129,7 +129,9 @@ def ganomaly_bfloat16_jobs():
 def run_ganomaly_bfloat16(job):
     """Test AUROC at the epoch the labelled validation split selects, as in the
     chapter (its validation split holds 10 % of the anomalous digit)."""
-    split = protocols.one_class_anomalous(GANOMALY_CHAPTER["digit"], seed=job["seed"])
+    split = protocols.one_class_anomalous(
+        GANOMALY_CHAPTER["digit"], seed=job["seed"], val_anomaly_fraction=0.1
+    )
     hyperparameters = dict(job["hyperparameters"])
     detector = detector_class("ganomaly")(
         framework="torch",
