@@ -232,9 +232,19 @@ class TorchBackend(Backend):
         convolutions run in bfloat16, which CPUs with AVX-512 BF16 or AMX and
         every recent GPU compute natively.  bfloat16 keeps float32's exponent
         range, so no loss scaling is needed (unlike float16).
+
+        The weight cache is off: autocast keeps the bfloat16 copy of each
+        weight until its region ends, and ``fit`` runs every step of every
+        epoch in one region, so with the cache each step would compute with
+        the copies cast at the first step while the optimiser updates the
+        float32 weights in place (PyTorch's examples enter autocast anew for
+        each forward pass instead).
         """
         return torch.autocast(
-            self.device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16"
+            self.device.type,
+            dtype=torch.bfloat16,
+            enabled=precision == "bfloat16",
+            cache_enabled=False,
         )
 
     @contextlib.contextmanager

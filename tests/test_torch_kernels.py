@@ -87,3 +87,24 @@ def test_frozen_networks_are_trainable_again_after_an_interrupted_step():
             assert not any(p.requires_grad for p in network.parameters())
             raise KeyboardInterrupt
     assert [p.requires_grad for p in network.parameters()] == [True, True, True, False]
+
+
+def test_bfloat16_steps_in_one_scope_compute_with_the_updated_weights():
+    """fit runs all its steps in one compute scope: a scoring pass inside it must
+    see the weights the steps wrote, as a pass in a new scope does (autocast's
+    weight cache would keep the first step's bfloat16 copies)."""
+    from ganlib.ganomaly import GANomaly
+
+    detector = GANomaly(
+        framework="torch", seed=0, verbose=False, base_filters=8, precision="bfloat16"
+    )
+    backend = detector.build((28, 28, 1))
+    batch = np.random.default_rng(0).random((16, 28, 28, 1), dtype=np.float32)
+    with detector.compute_scope():
+        backend.predict(batch)  # casts (and, with a cache, keeps) the weights
+        for _ in range(3):
+            backend.train_step(batch)
+        inside = backend.predict(batch)["latent"]
+    with detector.compute_scope():
+        fresh = backend.predict(batch)["latent"]
+    np.testing.assert_array_equal(inside, fresh)
