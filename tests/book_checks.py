@@ -13,6 +13,7 @@ edits chapters' cell sources and tags (never their outputs):
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sys
@@ -155,6 +156,34 @@ def sync_install_cells(notebook: dict, url: str, branch: str) -> int:
         cell["source"] = lines if isinstance(cell["source"], list) else source
         changed += 1
     return changed
+
+
+#: The widest figure a chapter may store, in pixels (matplotlib's 100 dpi: 11
+#: inches).  The book's column is narrower than that at every window width, so
+#: a wider figure is shrunk, and with it its text; at 3 panels a row of about
+#: 3.5 inches each the text stays readable.
+MAX_FIGURE_PIXELS = 1100
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a PNG image, read from its header."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def wide_figures(notebook: dict, limit: int = MAX_FIGURE_PIXELS) -> list[str]:
+    """``cell N: W px`` for every stored PNG figure wider than ``limit``."""
+    found = []
+    for index, cell in enumerate(notebook["cells"]):
+        for output in cell.get("outputs", []):
+            encoded = output.get("data", {}).get("image/png")
+            if encoded:
+                data = base64.b64decode("".join(encoded))
+                width = png_size(data)[0]
+                if width > limit:
+                    found.append(f"cell {index}: {width} px")
+    return found
 
 
 # -------------------------------------------------------------- built HTML

@@ -1,5 +1,6 @@
 """The book itself: it builds without a warning, and its stored notebooks are clean."""
 
+import base64
 import json
 import re
 import subprocess
@@ -19,6 +20,7 @@ from book_checks import (
     repository,
     repository_url_problems,
     sync_install_cells,
+    wide_figures,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +107,13 @@ def test_nbval_markers_are_cell_tags(path):
         assert not any(nbval_marker(line) for line in source.splitlines())
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_figures_fit_the_column(path):
+    """No stored figure is so wide that the page shrinks its text out of reach:
+    at most three panels of about 3.5 inches in a row (book_checks)."""
+    assert not wide_figures(json.loads(path.read_text()))
+
+
 def test_repository_url_is_config_yml_s_everywhere():
     """_config.yml's repository.url is the one the Colab and repository buttons
     use; every chapter's install cell and every other file must name that one."""
@@ -137,6 +146,16 @@ def test_the_checks_catch_what_they_look_for():
     # nbval markers shown to readers
     assert nbval_leaks('<span class="c1"># NBVAL_IGNORE_OUTPUT</span>')
     assert not nbval_leaks('<div class="cell tag_nbval-ignore-output">')
+
+    # figures too wide for the column
+    def figure(width):
+        header = b"\x89PNG\r\n\x1a\n" + bytes(4) + b"IHDR"
+        png = header + width.to_bytes(4, "big") + (300).to_bytes(4, "big")
+        data = {"image/png": base64.b64encode(png).decode()}
+        return {"cells": [{"outputs": [{"data": data}]}]}
+
+    assert wide_figures(figure(1790)) == ["cell 0: 1790 px"]
+    assert not wide_figures(figure(1050))
     # citations
     bib = (
         '<div class="citation" id="id1" role="doc-biblioentry"><span class="label">'
