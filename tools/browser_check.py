@@ -2,7 +2,8 @@
 
 Counts, per page and width, what needs sideways scrolling (the page itself,
 code inputs, outputs, show_source blocks, equations; tables, which scroll in
-their own box) and the figures shown at under 60 % of their drawn width::
+their own box) and the figures shown at under 60 % of their drawn width, with
+the smallest scale at which the page shows a figure (``min_image_scale``)::
 
     jupyter-book build . && python tools/browser_check.py _build/html
 
@@ -11,6 +12,7 @@ chromium-driver``, ``pip install selenium``); not part of the test suite.
 """
 
 import sys
+import time
 from pathlib import Path
 
 from selenium import webdriver
@@ -22,6 +24,10 @@ opts = Options()
 for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
     opts.add_argument(a)
 driver = webdriver.Chrome(options=opts)
+READY = (
+    "return document.readyState === 'complete' && "
+    "Array.from(document.images).every(i => i.complete);"
+)
 JS = r"""
 const over = (sel) => Array.from(document.querySelectorAll(sel)).filter(
   e => e.scrollWidth > e.clientWidth + 2 && e.clientWidth > 0);
@@ -36,6 +42,10 @@ return {
   equations: over('mjx-container, .math').length,
   tables: over('.cell_output .dataframe, .cell_output table, .table-wrapper').length,
   small_images: imgs.length,
+  min_image_scale: Math.min(1, ...Array.from(
+    document.querySelectorAll('.cell_output img, .output img'))
+    .filter(i => i.naturalWidth > 0)
+    .map(i => Math.round(100 * i.clientWidth / i.naturalWidth) / 100)),
   examples: pick(over('.cell_input pre, .cell_output pre'))
 };"""
 rows = {}
@@ -43,6 +53,12 @@ for width in (1400, 420):
     driver.set_window_size(width, 1000)
     for page in pages:
         driver.get(page.as_uri())
+        # measure a laid-out page: every image decoded, then a moment for layout
+        for _ in range(50):
+            if driver.execute_script(READY):
+                break
+            time.sleep(0.2)
+        time.sleep(0.5)
         rows[f"{page.stem}@{width}"] = driver.execute_script(JS)
 driver.quit()
 for key, found in rows.items():
