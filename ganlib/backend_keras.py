@@ -80,6 +80,12 @@ def batch_norm(**kwargs):
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
 
 
+def _environment_threads() -> int | None:
+    """``TF_NUM_INTRAOP_THREADS`` as a number, or None where it is unset or not one."""
+    value = os.environ.get("TF_NUM_INTRAOP_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 class KerasBackend(Backend):
     """Base of every Keras model: owns the networks and the NumPy boundary."""
 
@@ -99,7 +105,7 @@ class KerasBackend(Backend):
         """
         threading = tf.config.threading
         if threads is None:
-            if os.environ.get("TF_NUM_INTRAOP_THREADS"):
+            if _environment_threads() is not None:
                 return
             threads = available_cpus()
         if threading.get_intra_op_parallelism_threads() == threads:
@@ -114,10 +120,7 @@ class KerasBackend(Backend):
         """TensorFlow's intra-op threads: as set, else as its environment variable
         sets them, else one per CPU this process may use (TensorFlow's default)."""
         configured = tf.config.threading.get_intra_op_parallelism_threads()
-        from_environment = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
-        if not configured and from_environment.isdigit():
-            configured = int(from_environment)
-        return configured or available_cpus()
+        return configured or _environment_threads() or available_cpus()
 
     def finish_build(self, precision: str) -> None:
         """Under mixed precision, make every network's output layers compute in float32.

@@ -145,10 +145,10 @@ class Conv2dSame(nn.Conv2d):
 class Dropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on the CPU.
 
-    PyTorch's CPU dropout draws one Bernoulli variable per element, which on
-    this book's small discriminators (dropout after every layer) costs about
-    as much as the layer it follows.  Uniform numbers compared with ``p`` are
-    cheaper: forward + backward of a 64 x 1024 batch took 222 against 422 us
+    PyTorch's CPU dropout draws one Bernoulli variable per element, and this
+    book's small discriminators put dropout after every layer.  Uniform
+    numbers compared with ``p`` are cheaper: forward + backward of the dropout
+    alone on a 64 x 1024 batch took 222 against 422 us
     (64 x 128: 51 against 70 us), one thread, quiet machine
     (``tools/dropout_timing.py``, ``results/speed/dropout.json``).  The kept
     elements are scaled by ``1 / (1 - p)`` as ``nn.Dropout`` does; the drop

@@ -2,7 +2,9 @@
 (matplotlib).
 
 Every function draws into a new figure (or the ``ax`` it is given) and returns
-the figure, so a notebook cell can end with ``plt.show()``.
+the figure, so a notebook cell can end with ``plt.show()``.  None changes
+matplotlib's settings; a chapter calls :func:`use_book_style` once, so that its
+own figures and these share the book's sizes.
 """
 
 from __future__ import annotations
@@ -12,6 +14,37 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from . import metrics
+
+#: The book's text column is 772 px wide on a wide screen (the browser check,
+#: tools/browser_check.py), and a notebook draws 100 px per inch: a figure at
+#: most this wide is shown at its drawn size, never shrunk.
+COLUMN_INCHES = 7.6
+
+#: Every text of a figure at 12 pt, i.e. 12 x 100 / 72 = 16.7 px at the drawn
+#: size, as large as the body text (16 px); the figures stay within
+#: ``COLUMN_INCHES``, so that no page shrinks them below that size.
+BOOK_STYLE = {
+    "figure.dpi": 100,
+    "savefig.dpi": 100,
+    "figure.figsize": (COLUMN_INCHES, 3.6),
+    "font.size": 12,
+    "axes.titlesize": 12,
+    "axes.labelsize": 12,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
+    "legend.fontsize": 12,
+    "legend.title_fontsize": 12,
+    "figure.titlesize": 13,
+}
+
+
+def use_book_style() -> None:
+    """Set matplotlib's ``rcParams`` to :data:`BOOK_STYLE` for this session.
+
+    The chapters call it once at the top; it changes matplotlib's global
+    settings, as ``plt.style.use`` does, so the library never calls it itself.
+    """
+    plt.rcParams.update(BOOK_STYLE)
 
 
 def _axes(ax, figsize):
@@ -25,12 +58,12 @@ def plot_history(
     keys: list[str] | None = None,
     title: str = "",
     best_epoch=None,
-    ncols: int = 3,
+    ncols: int = 2,
 ):
     """Per-epoch curves of ``history`` (a detector's ``history_``), a panel per key.
 
-    At most ``ncols`` panels a row, so that the figure stays legible at the
-    book's column width and on a phone; epochs are whole numbers on the axis.
+    At most ``ncols`` panels a row, each half the book's column wide, so that
+    the figure is shown at its drawn size; epochs are whole numbers on the axis.
     """
     keys = keys or [k for k in history if k != "epoch"]
     if not keys:
@@ -39,7 +72,10 @@ def plot_history(
     ncols = min(ncols, len(keys))
     nrows = -(-len(keys) // ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.5 * ncols, 3.0 * nrows), squeeze=False
+        nrows,
+        ncols,
+        figsize=(COLUMN_INCHES * ncols / 2, 3.0 * nrows),
+        squeeze=False,
     )
     for ax in axes.flat[len(keys) :]:
         ax.set_visible(False)
@@ -47,16 +83,14 @@ def plot_history(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.plot(epochs, history[key], marker="o", markersize=3)
         if best_epoch is not None:
-            ax.axvline(
-                best_epoch,
-                color="grey",
-                linestyle=":",
-                label=f"selected epoch {best_epoch}",
-            )
-            ax.legend(fontsize=8)
+            ax.axvline(best_epoch, color="grey", linestyle=":")
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.grid(alpha=0.3)
+    # said once above the panels: a legend in each would cover its curve
+    if best_epoch is not None:
+        selected = f"dotted line: the selected epoch, {best_epoch}"
+        title = f"{title}\n{selected}" if title else selected
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -69,7 +103,7 @@ def plot_score_histogram(
     """Overlaid histograms of the anomaly scores of normal (0) and anomalous (1)
     samples."""
     y, s = metrics._check(y_true, scores)
-    fig, ax = _axes(ax, (5.0, 3.2))
+    fig, ax = _axes(ax, (5.0, 3.6))
     edges = np.histogram_bin_edges(s, bins=bins)
     for label, name, color in ((0, "normal", "tab:blue"), (1, "anomalous", "tab:red")):
         ax.hist(
@@ -85,7 +119,7 @@ def plot_score_histogram(
     ax.set_xlabel("anomaly score (higher = more anomalous)")
     ax.set_ylabel("density")
     ax.set_title(title or f"AUROC {metrics.auroc(y, s):.3f}")
-    ax.legend(fontsize=8)
+    ax.legend()
     fig.tight_layout()
     return fig
 
@@ -95,7 +129,7 @@ def plot_roc(
 ):
     """ROC curves of several scorers on the same labels, with their AUROC in the
     legend."""
-    fig, ax = _axes(ax, (4.2, 4.0))
+    fig, ax = _axes(ax, (5.0, 4.6))
     for name, scores in scores_by_name.items():
         fpr, tpr = metrics.roc_curve(y_true, scores)
         ax.plot(fpr, tpr, label=f"{name} (AUROC {metrics.auroc(y_true, scores):.3f})")
@@ -103,16 +137,20 @@ def plot_roc(
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
 
 
-def plot_reconstructions(x, x_hat, labels=None, n: int = 8, title: str = ""):
-    """A grid: inputs on the top row, their reconstructions below, |difference| on the
-    third row.
+def plot_reconstructions(
+    x, x_hat, labels=None, n: int = 8, title: str = "", per_row: int = 8
+):
+    """Inputs, their reconstructions below, the absolute error on the third row.
 
-    ``labels`` (optional, one string per sample) captions the columns.
+    ``labels`` (optional, one string per sample) captions the columns.  More
+    than ``per_row`` samples are split into blocks of three rows of equal
+    length, so that each image and its caption keep a readable size in the
+    book's column.
     """
     x, x_hat = np.asarray(x)[:n], np.asarray(x_hat)[:n]
     if x.shape != x_hat.shape or x.ndim != 4:
@@ -122,17 +160,27 @@ def plot_reconstructions(x, x_hat, labels=None, n: int = 8, title: str = ""):
         )
     rows = (
         ("input", x),
-        ("reconstruction", x_hat),
-        ("|difference|", np.abs(x - x_hat)),
+        ("rebuilt", x_hat),
+        ("|error|", np.abs(x - x_hat)),
     )
-    # at most 10.5 inches wide: the book's column shows it without shrinking much
-    width = min(1.2 * len(x), 10.5)
-    fig, axes = plt.subplots(3, len(x), figsize=(width, 3.9), squeeze=False)
-    for r, (name, images) in enumerate(rows):
-        for c, image in enumerate(images):
-            ax = axes[r, c]
+    blocks = -(-len(x) // per_row)
+    ncols = -(-len(x) // blocks)
+    side = min(1.2, (COLUMN_INCHES - 0.5) / ncols)
+    fig, axes = plt.subplots(
+        3 * blocks,
+        ncols,
+        figsize=(side * ncols + 0.5, (3 * side + 0.5) * blocks),
+        squeeze=False,
+    )
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i in range(len(x)):
+        block, c = divmod(i, ncols)
+        for r, (name, images) in enumerate(rows):
+            ax = axes[3 * block + r, c]
+            ax.set_axis_on()
             ax.imshow(
-                image.squeeze(-1) if image.shape[-1] == 1 else image,
+                images[i].squeeze(-1) if images[i].shape[-1] == 1 else images[i],
                 cmap="gray",
                 vmin=0,
                 vmax=1,
@@ -140,9 +188,9 @@ def plot_reconstructions(x, x_hat, labels=None, n: int = 8, title: str = ""):
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(name, fontsize=8)
+                ax.set_ylabel(name)
             if r == 0 and labels is not None:
-                ax.set_title(str(labels[c]), fontsize=8)
+                ax.set_title(str(labels[i]))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -150,11 +198,15 @@ def plot_reconstructions(x, x_hat, labels=None, n: int = 8, title: str = ""):
 
 
 def plot_image_grid(images, labels=None, ncols: int = 10, title: str = ""):
-    """A grid of images (n, h, w, c) in [0, 1], captioned by ``labels``."""
+    """A grid of images (n, h, w, c) in [0, 1], captioned by ``labels``.
+
+    At most the book's column wide: ten columns give images of 0.76 inches.
+    """
     images = np.asarray(images)
     nrows = int(np.ceil(len(images) / ncols))
+    side = min(1.05, COLUMN_INCHES / ncols)
     fig, axes = plt.subplots(
-        nrows, ncols, figsize=(1.05 * ncols, 1.2 * nrows), squeeze=False
+        nrows, ncols, figsize=(side * ncols, (side + 0.3) * nrows), squeeze=False
     )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -167,7 +219,7 @@ def plot_image_grid(images, labels=None, ncols: int = 10, title: str = ""):
                 vmax=1,
             )
             if labels is not None:
-                ax.set_title(str(labels[i]), fontsize=8)
+                ax.set_title(str(labels[i]))
     if title:
         fig.suptitle(title)
     fig.tight_layout()

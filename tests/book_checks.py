@@ -158,11 +158,15 @@ def sync_install_cells(notebook: dict, url: str, branch: str) -> int:
     return changed
 
 
-#: The widest figure a chapter may store, in pixels (matplotlib's 100 dpi: 11
-#: inches).  The book's column is narrower than that at every window width, so
-#: a wider figure is shrunk, and with it its text; at 3 panels a row of about
-#: 3.5 inches each the text stays readable.
-MAX_FIGURE_PIXELS = 1100
+#: The widest figure a chapter may store, in pixels: the book's text column on
+#: a wide screen (772 px, measured by tools/browser_check.py).  A wider figure
+#: is shrunk to the column, and with it its text; at this width the book's
+#: style (ganlib.plots.BOOK_STYLE, 12 pt = 16.7 px) keeps every text of a
+#: figure at the body's 16 px.
+MAX_FIGURE_PIXELS = 772
+
+#: A font size set in a chapter's code overrides the book's style.
+_FONT_SIZE = re.compile(r"\b(fontsize|size)\s*=\s*([0-9.]+)")
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -184,6 +188,28 @@ def wide_figures(notebook: dict, limit: int = MAX_FIGURE_PIXELS) -> list[str]:
                 if width > limit:
                     found.append(f"cell {index}: {width} px")
     return found
+
+
+def small_text_settings(notebook: dict) -> list[str]:
+    """Where a chapter that draws figures could draw text below the body's size:
+    no call of ``plots.use_book_style()``, or a ``fontsize=`` under 12 pt."""
+    found = []
+    draws = False
+    styled = False
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "code":
+            continue
+        source = cell_source(cell)
+        styled = styled or "use_book_style()" in source
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                draws = True
+                if not styled:
+                    found.append(f"cell {index}: a figure before use_book_style()")
+        for match in _FONT_SIZE.finditer(source):
+            if match.group(1) == "fontsize" and float(match.group(2)) < 12:
+                found.append(f"cell {index}: {match.group(0)}")
+    return found if draws or found else []
 
 
 # -------------------------------------------------------------- built HTML

@@ -19,6 +19,7 @@ from book_checks import (
     nbval_marker,
     repository,
     repository_url_problems,
+    small_text_settings,
     sync_install_cells,
     wide_figures,
 )
@@ -109,9 +110,12 @@ def test_nbval_markers_are_cell_tags(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_stored_figures_fit_the_column(path):
-    """No stored figure is so wide that the page shrinks its text out of reach:
-    at most three panels of about 3.5 inches in a row (book_checks)."""
-    assert not wide_figures(json.loads(path.read_text()))
+    """No stored figure is wider than the column, so that no page shrinks it, and
+    every figure is drawn under the book's style, with no smaller font set in
+    the chapter: its text is as large as the body's (book_checks)."""
+    notebook = json.loads(path.read_text())
+    assert not wide_figures(notebook)
+    assert not small_text_settings(notebook)
 
 
 def test_repository_url_is_config_yml_s_everywhere():
@@ -154,8 +158,17 @@ def test_the_checks_catch_what_they_look_for():
         data = {"image/png": base64.b64encode(png).decode()}
         return {"cells": [{"outputs": [{"data": data}]}]}
 
-    assert wide_figures(figure(1790)) == ["cell 0: 1790 px"]
-    assert not wide_figures(figure(1050))
+    assert wide_figures(figure(1050)) == ["cell 0: 1050 px"]
+    assert not wide_figures(figure(760))
+    # figures drawn without the book's style, or with a small font
+    unstyled = figure(760)
+    unstyled["cells"][0] |= {"cell_type": "code", "source": "plt.plot()"}
+    assert small_text_settings(unstyled) == ["cell 0: a figure before use_book_style()"]
+    styled = json.loads(json.dumps(unstyled))
+    styled["cells"][0]["source"] = "plots.use_book_style()"
+    assert not small_text_settings(styled)
+    styled["cells"][0]["source"] = "plots.use_book_style()\nax.legend(fontsize=8)"
+    assert small_text_settings(styled) == ["cell 0: fontsize=8"]
     # citations
     bib = (
         '<div class="citation" id="id1" role="doc-biblioentry"><span class="label">'

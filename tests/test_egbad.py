@@ -483,3 +483,33 @@ def test_labelled_rule_selects_on_the_metric_asked_for(model):
     assert detector.best_epoch_ == 1 + int(np.argmax(f1))
     with pytest.raises(ValueError, match="labelled_metric must be one of"):
         cls(labelled_metric="accuracy")
+
+
+@pytest.mark.parametrize("model", ["egbad", "alad"])
+def test_labelled_metrics_peaking_apart_select_different_epochs(model, monkeypatch):
+    """Validation AUROC best at epoch 1 and F1 best at epoch 3 (scripted over
+    the real values): each metric selects its own epoch, so the selection
+    follows ``labelled_metric`` and not a curve that happens to agree."""
+    from ganlib.alad import ALAD
+
+    cls = {"egbad": EGBAD, "alad": ALAD}[model]
+    scripted = {"val_auroc": [0.9, 0.8, 0.7], "val_f1": [0.1, 0.2, 0.3]}
+    real = cls.validation_values
+
+    def validation_values(self, x_val, y_val):
+        values = real(self, x_val, y_val)
+        epoch = len(self.history_.get("val_auroc", []))
+        return values | {key: curve[epoch] for key, curve in scripted.items()}
+
+    monkeypatch.setattr(cls, "validation_values", validation_values)
+    rng = np.random.default_rng(0)
+    x_train = rng.normal(size=(100, 6)).astype(np.float32)
+    x_val = rng.normal(size=(40, 6)).astype(np.float32)
+    y_val = np.r_[np.zeros(30, int), np.ones(10, int)]
+    selected = {}
+    for metric in ("auroc", "f1"):
+        detector = cls(framework="torch", seed=0, verbose=False, labelled_metric=metric)
+        detector.fit(x_train, epochs=3, validation_data=(x_val, y_val))
+        assert detector.history_["val_f1"] == scripted["val_f1"]
+        selected[metric] = detector.best_epoch_
+    assert selected == {"auroc": 1, "f1": 3}

@@ -3,7 +3,10 @@
 Counts, per page and width, what needs sideways scrolling (the page itself,
 code inputs, outputs, show_source blocks, equations; tables, which scroll in
 their own box) and the figures shown at under 60 % of their drawn width, with
-the smallest scale at which the page shows a figure (``min_image_scale``)::
+the smallest scale at which the page shows a figure (``min_image_scale``), the
+size in pixels that the smallest text of a figure drawn under the book's style
+then has (``min_figure_text_px``: ``ganlib.plots.BOOK_STYLE``'s smallest size
+times that scale) and the body text's size (``body_px``)::
 
     jupyter-book build . && python tools/browser_check.py _build/html
 
@@ -17,6 +20,18 @@ from pathlib import Path
 
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from ganlib.plots import BOOK_STYLE  # noqa: E402
+
+# every text size of the style is a number of points; drawn at the style's dpi
+FIGURE_TEXT_PX = (
+    min(
+        v for k, v in BOOK_STYLE.items() if k.endswith("size") and k != "figure.figsize"
+    )
+    * BOOK_STYLE["figure.dpi"]
+    / 72
+)
 
 root = Path(sys.argv[1])
 pages = sorted((root / "chapters").glob("*.html")) + [root / "intro.html"]
@@ -46,6 +61,8 @@ return {
     document.querySelectorAll('.cell_output img, .output img'))
     .filter(i => i.naturalWidth > 0)
     .map(i => Math.round(100 * i.clientWidth / i.naturalWidth) / 100)),
+  body_px: parseFloat(getComputedStyle(document.querySelector('article p, main p'))
+    .fontSize),
   examples: pick(over('.cell_input pre, .cell_output pre'))
 };"""
 rows = {}
@@ -63,4 +80,5 @@ for width in (1400, 420):
 driver.quit()
 for key, found in rows.items():
     counts = {name: value for name, value in found.items() if name != "examples"}
+    counts["min_figure_text_px"] = round(FIGURE_TEXT_PX * found["min_image_scale"], 1)
     print(key, counts, found["examples"][:2])
