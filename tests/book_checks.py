@@ -166,7 +166,7 @@ def sync_install_cells(notebook: dict, url: str, branch: str) -> int:
 MAX_FIGURE_PIXELS = 772
 
 #: A font size set in a chapter's code overrides the book's style.
-_FONT_SIZE = re.compile(r"\b(fontsize|size)\s*=\s*([0-9.]+)")
+_FONT_SIZE = re.compile(r"\bfontsize\s*=\s*([0-9.]+)")
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -207,7 +207,7 @@ def small_text_settings(notebook: dict) -> list[str]:
                 if not styled:
                     found.append(f"cell {index}: a figure before use_book_style()")
         for match in _FONT_SIZE.finditer(source):
-            if match.group(1) == "fontsize" and float(match.group(2)) < 12:
+            if float(match.group(1)) < 12:
                 found.append(f"cell {index}: {match.group(0)}")
     return found if draws or found else []
 
