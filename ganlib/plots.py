@@ -47,6 +47,12 @@ def use_book_style() -> None:
     plt.rcParams.update(BOOK_STYLE)
 
 
+def epoch_axis(ax) -> None:
+    """Label ``ax``'s x axis "epoch", with whole numbers only as ticks."""
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+
+
 def _axes(ax, figsize):
     if ax is not None:
         return ax.figure, ax
@@ -80,11 +86,10 @@ def plot_history(
     for ax in axes.flat[len(keys) :]:
         ax.set_visible(False)
     for ax, key in zip(axes.flat, keys):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.plot(epochs, history[key], marker="o", markersize=3)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle=":")
-        ax.set_xlabel("epoch")
+        epoch_axis(ax)
         ax.set_title(key)
         ax.grid(alpha=0.3)
     # said once above the panels: a legend in each would cover its curve
