@@ -53,6 +53,16 @@ def epoch_axis(ax) -> None:
     ax.set_xlabel("epoch")
 
 
+def _show_image(ax, image) -> None:
+    """One (h, w, c) image in [0, 1] on ``ax``, a single channel in grey."""
+    ax.imshow(
+        image.squeeze(-1) if image.shape[-1] == 1 else image,
+        cmap="gray",
+        vmin=0,
+        vmax=1,
+    )
+
+
 def _axes(ax, figsize):
     if ax is not None:
         return ax.figure, ax
@@ -184,12 +194,7 @@ def plot_reconstructions(
         for r, (name, images) in enumerate(rows):
             ax = axes[3 * block + r, c]
             ax.set_axis_on()
-            ax.imshow(
-                images[i].squeeze(-1) if images[i].shape[-1] == 1 else images[i],
-                cmap="gray",
-                vmin=0,
-                vmax=1,
-            )
+            _show_image(ax, images[i])
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
@@ -216,13 +221,7 @@ def plot_image_grid(images, labels=None, ncols: int = 10, title: str = ""):
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
-            image = images[i]
-            ax.imshow(
-                image.squeeze(-1) if image.shape[-1] == 1 else image,
-                cmap="gray",
-                vmin=0,
-                vmax=1,
-            )
+            _show_image(ax, images[i])
             if labels is not None:
                 ax.set_title(str(labels[i]))
     if title:

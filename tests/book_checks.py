@@ -194,7 +194,6 @@ def small_text_settings(notebook: dict) -> list[str]:
     """Where a chapter that draws figures could draw text below the body's size:
     no call of ``plots.use_book_style()``, or a ``fontsize=`` under 12 pt."""
     found = []
-    draws = False
     styled = False
     for index, cell in enumerate(notebook["cells"]):
         if cell["cell_type"] != "code":
@@ -202,14 +201,12 @@ def small_text_settings(notebook: dict) -> list[str]:
         source = cell_source(cell)
         styled = styled or "use_book_style()" in source
         for output in cell.get("outputs", []):
-            if "image/png" in output.get("data", {}):
-                draws = True
-                if not styled:
-                    found.append(f"cell {index}: a figure before use_book_style()")
+            if "image/png" in output.get("data", {}) and not styled:
+                found.append(f"cell {index}: a figure before use_book_style()")
         for match in _FONT_SIZE.finditer(source):
             if float(match.group(1)) < 12:
                 found.append(f"cell {index}: {match.group(0)}")
-    return found if draws or found else []
+    return found
 
 
 # -------------------------------------------------------------- built HTML

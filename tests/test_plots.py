@@ -3,7 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 
