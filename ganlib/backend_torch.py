@@ -160,9 +160,11 @@ class Dropout(nn.Dropout):
         cpu_training = self.training and x.device.type == "cpu" and not self.inplace
         if not (cpu_training and 0.0 < self.p < 1.0):
             return super().forward(x)
-        keep = torch.rand(x.shape) >= self.p
-        # one multiplication in the graph: its backward is one multiplication too
-        return x * (keep.to(x.dtype) * (1.0 / (1.0 - self.p)))
+        # the mask 1 / (1 - p) or 0 made in place in the uniform draw's own memory
+        # (cheaper than casting a boolean mask to float); one multiplication in
+        # the graph: its backward is one multiplication too
+        mask = torch.rand(x.shape).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+        return x * mask.to(x.dtype)  # bfloat16 under autocast; float32 a no-op
 
 
 class ChannelsLastFlatten(nn.Module):
@@ -269,9 +271,15 @@ class TorchBackend(Backend):
         return torch.get_num_threads()
 
     def train_mode(self, training: bool) -> None:
-        """Switch every network between training and inference (BatchNorm, dropout)."""
+        """Switch every network between training and inference (BatchNorm, dropout).
+
+        ``train`` walks every sub-module, so a network already in the wanted
+        mode (its ``training`` flag, which ``train`` and ``eval`` set on every
+        sub-module) is left alone: a training step calls this each time.
+        """
         for network in self.networks.values():
-            network.train(training)
+            if network.training != training:
+                network.train(training)
 
     @torch.no_grad()
     def predict(self, batch: np.ndarray) -> dict[str, np.ndarray]:

@@ -112,6 +112,7 @@ class TorchEMA:
             name: AveragedModel(net, multi_avg_fn=self._average, use_buffers=False)
             for name, net in self.networks.items()
         }
+        self.tensors: dict[str, tuple] = {}  # gathered at the first update
 
     def _average(self, averaged: list, current: list, updates) -> None:
         """``AveragedModel``'s update from the second on: a <- d a + (1 - d) w."""
@@ -127,8 +128,37 @@ class TorchEMA:
 
         Shown in chapters/05_egbad.ipynb.
         """
+        import torch
+
+        # AveragedModel.update_parameters(network) does this, but walks both
+        # module trees and regroups their tensors at every call: 14 % of an
+        # EGBAD tabular step on the CPU.  Same arithmetic, on the lists above.
         for name in names or tuple(self.networks):
-            self.averages[name].update_parameters(self.networks[name])
+            average = self.averages[name]
+            if name not in self.tensors:
+                # the Parameter objects themselves, not views of their data: a
+                # later .to(memory_format=...) swaps the data, not the objects;
+                # optimisers and load_state_dict write in place
+                self.tensors[name] = tuple(
+                    list(tensors)
+                    for tensors in (
+                        average.module.parameters(),
+                        self.networks[name].parameters(),
+                        average.module.buffers(),
+                        self.networks[name].buffers(),
+                    )
+                )
+            averaged, current, averaged_buffers, buffers = self.tensors[name]
+            updates = int(average.n_averaged)
+            with torch.no_grad():
+                if updates == 0:  # the first update copies the weights
+                    torch._foreach_copy_(averaged, current)
+                else:
+                    self._average(averaged, current, updates)
+                # BatchNorm statistics follow the trained network until recomputed
+                for mine, trained in zip(averaged_buffers, buffers, strict=True):
+                    mine.copy_(trained)
+                average.n_averaged += 1
         self.fresh = False
 
     def recompute_statistics(self, forward, batches: list, names=()) -> None:
