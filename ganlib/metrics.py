@@ -79,28 +79,87 @@ def threshold_at_contamination(scores, contamination: float) -> float:
     )
 
 
-def precision_recall_f1(y_true, scores, contamination: float) -> dict[str, float]:
+TIES = ("share", "flag")
+
+
+def precision_recall_f1(
+    y_true, scores, contamination: float, ties: str = "share"
+) -> dict[str, float]:
     """Precision, recall and F1 when the top ``contamination`` share of scores is
     flagged anomalous.
 
-    A score equal to the threshold is flagged (``>=``), so ties at the threshold
-    flag them all: with many equal scores (KDD99 holds many duplicate rows) more
-    than the share can be flagged, which lowers precision and raises recall.
+    The share is k samples, as many as :func:`threshold_at_contamination`
+    flags when no two scores are equal.  Equal scores at the threshold (KDD99
+    holds blocks of thousands of identical rows, which every detector scores
+    alike) are handled by ``ties``:
+
+    - ``"share"`` (default): exactly k samples are flagged; those tied at the
+      k-th score share the flags left after the higher ones, each flagged with
+      the same probability.  The figures are the expected precision, recall
+      and F1 when the tie is broken at random (F1 = 2 TP / (k + positives) is
+      linear in TP, so the expectation is exact).  Without ties at the
+      threshold this is the plain top-k rule.
+    - ``"flag"``: every score at or above the threshold is flagged (``>=``),
+      the official EGBAD and ALAD code's rule: a block tied at the threshold is
+      flagged whole, more than the share, which lowers precision (chapter 6
+      shows a KDD99 run where one such block decides the F1).
+
     Shown in chapters/01_setting.ipynb.
     """
+    if ties not in TIES:
+        raise ValueError(f"ties must be one of {TIES}, got {ties!r}")
     y, s = _check(y_true, scores)
-    predicted = (s >= threshold_at_contamination(s, contamination)).astype(np.int64)
-    precision, recall, f1, _ = _sk.precision_recall_fscore_support(
-        y, predicted, average="binary", zero_division=0
-    )
-    return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    threshold = threshold_at_contamination(s, contamination)
+    if ties == "flag":
+        predicted = (s >= threshold).astype(np.int64)
+        precision, recall, f1, _ = _sk.precision_recall_fscore_support(
+            y, predicted, average="binary", zero_division=0
+        )
+        return {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    # k: what the percentile rule flags among n distinct scores (its ranks)
+    ranks = np.arange(len(s))
+    k = int(np.sum(ranks >= np.percentile(ranks, 100.0 * (1.0 - contamination))))
+    kth = np.sort(s)[len(s) - k]
+    above, tied = s > kth, s == kth
+    left = (k - above.sum()) / tied.sum()  # share of the tied block flagged
+    true_positives = y[above].sum() + left * y[tied].sum()
+    positives = y.sum()
+    return {
+        "precision": float(true_positives / k),
+        "recall": float(true_positives / positives) if positives else 0.0,
+        "f1": float(2 * true_positives / (k + positives)),
+    }
 
 
-def evaluate(y_true, scores, contamination: float | None = None) -> dict[str, float]:
-    """AUROC and AUPRC, plus precision/recall/F1 when ``contamination`` is given."""
+def compare_tie_rules(y_true, scores, contamination: float) -> dict[str, float]:
+    """Precision and F1 under both ``ties`` rules of :func:`precision_recall_f1`,
+    the share of samples that ``"flag"`` flags, and how many samples tie at the
+    threshold.
+
+    Used in chapters/05_egbad.ipynb and chapters/06_alad.ipynb.
+    """
+    shared = precision_recall_f1(y_true, scores, contamination)
+    flagged = precision_recall_f1(y_true, scores, contamination, ties="flag")
+    s = np.asarray(scores, dtype=np.float64)
+    threshold = threshold_at_contamination(s, contamination)
+    return {
+        "precision (ties shared)": shared["precision"],
+        "F1 (ties shared)": shared["f1"],
+        "precision (ties flagged)": flagged["precision"],
+        "F1 (ties flagged)": flagged["f1"],
+        "share flagged (ties flagged)": float(np.mean(s >= threshold)),
+        "samples tied at the threshold": int(np.sum(s == threshold)),
+    }
+
+
+def evaluate(
+    y_true, scores, contamination: float | None = None, ties: str = "share"
+) -> dict[str, float]:
+    """AUROC and AUPRC, plus precision/recall/F1 when ``contamination`` is given
+    (``ties``: see :func:`precision_recall_f1`)."""
     result = {"auroc": auroc(y_true, scores), "auprc": auprc(y_true, scores)}
     if contamination is not None:
-        result.update(precision_recall_f1(y_true, scores, contamination))
+        result.update(precision_recall_f1(y_true, scores, contamination, ties))
     return result
 
 

@@ -36,6 +36,49 @@ def test_precision_recall_f1_flags_the_top_share():
     )
 
 
+def test_ties_at_the_threshold_share_the_flags_as_a_random_tie_break_would():
+    """Ten samples, two flagged; four normal samples and one anomaly tie at the
+    second-highest score: the anomaly above is flagged, one flag is left for
+    the five tied samples.  Expected over every way of breaking the tie: one
+    in five times the tied anomaly gets it."""
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    s = np.array([9.0, 5.0, 5.0, 5.0, 5.0, 5.0, 1.0, 1.0, 0.0, 0.0])
+    shared = metrics.precision_recall_f1(y, s, 0.2)
+    # brute force: flag the top sample and each tied one in turn, average
+    tied = np.flatnonzero(s == 5.0)
+    outcomes = []
+    for chosen in tied:
+        predicted = np.zeros(10, dtype=int)
+        predicted[[0, chosen]] = 1
+        tp = int(np.sum(predicted & y))
+        outcomes.append((tp / 2, tp / 2, 2 * tp / (2 + 2)))
+    expected = np.mean(outcomes, axis=0)
+    assert [shared[k] for k in ("precision", "recall", "f1")] == pytest.approx(
+        list(expected)
+    )
+    assert shared["precision"] == pytest.approx(0.6)
+    # the official rule flags all six samples at or above the threshold
+    flagged = metrics.precision_recall_f1(y, s, 0.2, ties="flag")
+    assert flagged == {"precision": 2 / 6, "recall": 1.0, "f1": pytest.approx(0.5)}
+    report = metrics.compare_tie_rules(y, s, 0.2)
+    assert report["F1 (ties shared)"] == pytest.approx(shared["f1"])
+    assert report["F1 (ties flagged)"] == pytest.approx(0.5)
+    assert report["share flagged (ties flagged)"] == 0.6
+    assert report["samples tied at the threshold"] == 5
+    with pytest.raises(ValueError, match="ties must be one of"):
+        metrics.precision_recall_f1(y, s, 0.2, ties="random")
+
+
+def test_without_ties_both_rules_flag_the_same_samples():
+    rng = np.random.default_rng(0)
+    for n, share in [(10, 0.2), (1001, 0.15), (4937, 0.2), (247011, 0.2)]:
+        y = (rng.random(n) < share).astype(int)
+        s = rng.random(n) + y  # distinct scores
+        assert metrics.precision_recall_f1(y, s, share) == pytest.approx(
+            metrics.precision_recall_f1(y, s, share, ties="flag"), abs=1e-12
+        )
+
+
 def test_evaluate_keys():
     y, s = np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.3])
     assert set(metrics.evaluate(y, s)) == {"auroc", "auprc"}
