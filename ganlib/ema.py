@@ -25,9 +25,9 @@ the two twins hold the same averages.  Two choices differ from the official
 code, both because short runs need them:
 
 - **Warm-up** (``warmup=True``, the default of the detectors' ``ema_warmup``):
-  the decay of update :math:`n` is :math:`\min(\beta, (1+n)/(10+n))`, the
+  the decay of update :math:`n` is :math:`\\min(\\beta, (1+n)/(10+n))`, the
   ``num_updates`` option of ``tf.train.ExponentialMovingAverage``.  With a
-  fixed :math:`\beta = 0.999`, after 150 steps the average still holds 86 %
+  fixed :math:`\\beta = 0.999`, after 150 steps the average still holds 86 %
   of the weights of the first step: a detector trained for a few epochs would
   score with nearly untrained networks, which rank anomalies by input norm.
   With the warm-up the average covers roughly the last tenth of training.
