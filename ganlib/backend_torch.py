@@ -148,8 +148,8 @@ class Dropout(nn.Dropout):
     PyTorch's CPU dropout draws one Bernoulli variable per element, and this
     book's small discriminators put dropout after every layer.  Uniform
     numbers compared with ``p`` are cheaper: forward + backward of the dropout
-    alone on a 64 x 1024 batch took 222 against 422 us
-    (64 x 128: 51 against 70 us), one thread, quiet machine
+    alone on a 64 x 1024 batch took 176 against 414 us
+    (64 x 128: 43 against 68 us), one thread, quiet machine
     (``tools/dropout_timing.py``, ``results/speed/dropout.json``).  The kept
     elements are scaled by ``1 / (1 - p)`` as ``nn.Dropout`` does; the drop
     rate is ``p`` exactly (to float32's resolution).  On a GPU, whose dropout
