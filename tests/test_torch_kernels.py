@@ -108,3 +108,34 @@ def test_bfloat16_steps_in_one_scope_compute_with_the_updated_weights():
     with detector.compute_scope():
         fresh = backend.predict(batch)["latent"]
     np.testing.assert_array_equal(inside, fresh)
+
+
+def test_weight_averages_match_averaged_model_on_a_channels_last_network():
+    """``TorchEMA.update`` keeps its own tensor lists instead of calling
+    ``AveragedModel.update_parameters``: after training steps on a network that
+    became channels-last after the averages were built (as ``finish_build``
+    does), its averages and buffers equal ``AveragedModel``'s to the bit."""
+    import torch
+    from torch import nn
+    from torch.optim.swa_utils import AveragedModel
+
+    from ganlib.ema import TorchEMA
+
+    torch.manual_seed(0)
+    network = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.Flatten())
+    ema = TorchEMA({"net": network}, decay=0.99)
+    reference = AveragedModel(network, multi_avg_fn=ema._average, use_buffers=False)
+    network.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(network.parameters(), lr=0.1)
+    for _ in range(5):
+        x = torch.rand(8, 2, 6, 6).to(memory_format=torch.channels_last)
+        optimizer.zero_grad()
+        network(x).square().mean().backward()
+        optimizer.step()
+        ema.update()
+        reference.update_parameters(network)
+    mine = ema.averages["net"].state_dict()
+    for key, value in reference.state_dict().items():
+        assert torch.equal(mine[key], value), key
+    # and the average moved: it is not the first step's copy
+    assert not torch.equal(mine["module.0.weight"], network[0].weight.detach())
