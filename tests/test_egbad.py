@@ -9,7 +9,13 @@ from contract import (
 )
 
 from ganlib import metrics, protocols
-from ganlib.egbad import EGBAD, SCORES, anomaly_scores, bigan_losses
+from ganlib.egbad import (
+    EGBAD,
+    OFFICIAL_IMAGE,
+    SCORES,
+    anomaly_scores,
+    bigan_losses,
+)
 from ganlib.porting import copy_torch_to_keras
 
 FRAMEWORKS = ["torch", "keras"]
@@ -280,6 +286,23 @@ def test_image_networks_train_and_score(framework, mnist_small):
     assert reconstruction.min() >= 0 and reconstruction.max() <= 1
     assert detector.encode(x_test[:4]).shape == (4, 200)
     assert detector.backend.parameter_counts()["generator"] == 6781505
+
+
+def test_image_defaults_are_for_short_runs_and_the_official_ones_one_argument_away():
+    """Batch 32 at 5e-4 on images (issue #11, chosen on validation digits), 1e-4 on
+    tabular rows, and the official image batch and rate through ``OFFICIAL_IMAGE``;
+    the torch optimisers get the rate of the family that was built."""
+    detector = EGBAD(framework="torch", verbose=False)
+    image = detector.resolved_hyperparameters("image")
+    tabular = detector.resolved_hyperparameters("tabular")
+    assert (image["batch_size"], image["learning_rate"]) == (32, 5e-4)
+    assert (tabular["batch_size"], tabular["learning_rate"]) == (50, 1e-4)
+    official = EGBAD(framework="torch", verbose=False, **OFFICIAL_IMAGE)
+    assert official.resolved_hyperparameters("image")["learning_rate"] == 1e-5
+    for shape, rate in (((28, 28, 1), 5e-4), ((121,), 1e-4)):
+        backend = EGBAD(framework="torch", verbose=False).build(shape)
+        for optimizer in backend.optimizers.values():
+            assert optimizer.param_groups[0]["lr"] == rate, shape
 
 
 # ---------------------------------------------------------------------- determinism, save/load

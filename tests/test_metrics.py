@@ -125,3 +125,21 @@ def test_threshold_max_f1_finds_the_best_cut_and_f1_at_threshold_scores_either_c
         metrics.f1_at_threshold(y, s, tau, positive="inlier")
     with pytest.raises(ValueError, match="single class"):
         metrics.threshold_max_f1(np.zeros(3), s[:3])
+
+
+def test_tie_rules_table_and_its_paragraph_name_the_run_that_ties():
+    y = np.r_[np.zeros(80), np.ones(20)].astype(int)
+    distinct = np.arange(100, dtype=float)  # no ties: both rules agree
+    tied = distinct.copy()
+    tied[70:90] = 75.0  # 20 samples, half of them anomalies, tie at the threshold
+    table = metrics.tie_rules_table(
+        {("torch", 0): (y, distinct, 0.2), ("keras", 1): (y, tied, 0.2)}
+    )
+    assert list(table.index) == [("torch", 0), ("keras", 1)]
+    assert table.loc[("keras", 1), "samples tied at the threshold"] == 20
+    assert table.loc[("keras", 1), "share flagged (ties flagged)"] == 0.3
+    assert table.loc[("keras", 1), "F1 (ties flagged)"] == pytest.approx(0.8)
+    assert table.loc[("keras", 1), "F1 (ties shared)"] == pytest.approx(0.75)
+    text = metrics.describe_tie_rules(table)
+    assert "between 20.0% and 30.0%" in text and "The most, keras seed 1" in text
+    assert "20 test rows" in text and "1 of the 2 runs" in text

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from .suites import check_name
 from ..alad import ARRHYTHMIA as ALAD_ARRHYTHMIA
 from ..ognet import OFFICIAL as OGNET_OFFICIAL
+from .suites import check_name
 
 NARROW = {"base_filters": 16}  # the cpu width class, for every model that has the knob
 
@@ -126,11 +126,27 @@ def _stratified(x, y, rows: int | None, seed: int):
     return x_kept, y_kept
 
 
+# ALOCC's and EGBAD's image defaults changed after the benchmark's image suites ran
+# (issue #11: chosen for 3-epoch runs on new data, see their docstrings); every
+# profile keeps the values the stored records were run with, so that a store holds
+# one configuration per detector.  Re-running those cells (about 4 CPU-hours) under
+# the new defaults means removing these lines and the cells' records.
+_IMAGE_SETTINGS_OF_THE_STORED_RUNS = {
+    "alocc": {"learning_rate": 0.002, "noise_std": 0.155},
+    "egbad": {"batch_size": 100, "learning_rate": 1e-4},
+}
 # patience=None in a table below means "the epoch budget" (see the module docstring).
 # OGNet's defaults are sized for a CPU; the paper's networks are ognet.OFFICIAL.
-_PAPER = {"alad": {"patience": 100}, "ognet": dict(OGNET_OFFICIAL)}
+_PAPER = {
+    "alad": {"patience": 100},
+    "ognet": dict(OGNET_OFFICIAL),
+    "alocc": _IMAGE_SETTINGS_OF_THE_STORED_RUNS["alocc"],
+}
 # ALAD's official Arrhythmia networks (alad/arrhythmia_utilities.py) in every profile
-_SUITE_SPECIFIC = {("alad", "arrhythmia"): dict(ALAD_ARRHYTHMIA)}
+_SUITE_SPECIFIC = {
+    ("alad", "arrhythmia"): dict(ALAD_ARRHYTHMIA),
+    ("egbad", "image"): _IMAGE_SETTINGS_OF_THE_STORED_RUNS["egbad"],
+}
 
 PROFILES: dict[str, Profile] = {
     profile.name: profile
@@ -146,7 +162,7 @@ PROFILES: dict[str, Profile] = {
             test_rows=5000,
             threads=1,
             hyperparameters={
-                "alocc": NARROW,
+                "alocc": {**NARROW, **_IMAGE_SETTINGS_OF_THE_STORED_RUNS["alocc"]},
                 # OGNet's generator convolves at full resolution: at its paper size
                 # (45 px) one job would cost as much as ten of the others
                 "ognet": {**NARROW, "image_size": None},
@@ -154,8 +170,11 @@ PROFILES: dict[str, Profile] = {
                 "alad": {**NARROW, "patience": None},
             },
             suite_hyperparameters={
-                ("egbad", "image"): {"hidden_dim": 256},
                 **_SUITE_SPECIFIC,
+                ("egbad", "image"): {
+                    **_SUITE_SPECIFIC["egbad", "image"],
+                    "hidden_dim": 256,
+                },
             },
             suite_budgets={
                 "tabular": {
@@ -191,8 +210,11 @@ PROFILES: dict[str, Profile] = {
                 "alad": {**NARROW, "patience": None},
             },
             suite_hyperparameters={
-                ("egbad", "image"): {"hidden_dim": 64},
                 **_SUITE_SPECIFIC,
+                ("egbad", "image"): {
+                    **_SUITE_SPECIFIC["egbad", "image"],
+                    "hidden_dim": 64,
+                },
             },
         ),
     )
