@@ -91,8 +91,9 @@ stronger noise: σ = 0.3 gave 0.876 and σ = 0.5 gave 0.895, no trend a seed
 can tell from noise, so σ stays the code's 0.155.  On the held-out digits 2, 5
 and 8 (``tools/audit.py defaults-new-data --tag alocc-lr-2e-4``) the mean test
 AUROC did not move (0.698 / 0.690, PyTorch / Keras, against 0.713 / 0.662 at
-0.002): a 3-epoch ALOCC is below the plain autoencoder there (0.865 / 0.854),
-digit 8 worst (0.56 / 0.55).  The rate also brings the first updates
+0.002; digit 8 worst, 0.56 / 0.55): a 3-epoch ALOCC is below the plain
+autoencoder there (0.865 / 0.854), as on the validation digits (0.880 against
+0.954, PyTorch).  The rate also brings the first updates
 closer to the official code's, which are smaller than ours at the same rate
 (TF1's RMSprop starts its accumulator at 1, see below).
 ``learning_rate=0.002`` is the code's value; chapter 2 trains with it.
