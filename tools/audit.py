@@ -271,9 +271,10 @@ VALIDATION_DIGITS = (0, 1, 3, 4, 6, 7, 9)  # the held-out check uses 2, 5 and 8
 
 #: hyper-parameters the score-choice check also tries, per detector: the image
 #: defaults of ALOCC and EGBAD are chosen among these on the validation digits.
-#: Each overrides the defaults in force when it ran: ALOCC's first four ran at the
-#: code's learning rate 0.002, the later ones at 2e-4, the default since then
-#: (records from then on store every hyper-parameter under ``params``)
+#: Each overrides the defaults in force when it ran: ALOCC's ``{}`` row and first
+#: five alternatives ran at the code's learning rate 0.002, the later ones at 2e-4,
+#: the default since then (records from then on store every hyper-parameter under
+#: ``params``)
 ALTERNATIVES = {
     "alocc": [
         {"stopping": "reconstruction"},

@@ -127,10 +127,11 @@ def _stratified(x, y, rows: int | None, seed: int):
 
 
 # ALOCC's and EGBAD's image defaults changed after the benchmark's image suites ran
-# (issue #11: chosen for 3-epoch runs on new data, see their docstrings); every
-# profile keeps the values the stored records were run with, so that a store holds
-# one configuration per detector.  Re-running those cells (about 4 CPU-hours) under
-# the new defaults means removing these lines and the cells' records.
+# (issue #11: chosen for 3-epoch runs on new data, see their docstrings).  The cpu
+# profile keeps the values its stored records were run with, so that a store holds
+# one configuration per detector, and the other profiles keep the values they had.
+# Re-running those cells (about 4 CPU-hours) under the new defaults means removing
+# these lines and the cells' records.
 _IMAGE_SETTINGS_OF_THE_STORED_RUNS = {
     "alocc": {"learning_rate": 0.002, "noise_std": 0.155},
     "egbad": {"batch_size": 100, "learning_rate": 1e-4},
