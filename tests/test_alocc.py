@@ -250,7 +250,8 @@ def test_d_separation_stopping_keeps_the_epoch_where_d_separates_best(
     # the kept weights give the recorded value again: the validation noise is the same at every call
     assert detector.d_separation(normal) == pytest.approx(max(separation), rel=1e-6)
     real = detector.model_outputs(normal)["d_logit_input"]
-    noisy = add_noise(normal, 0.155, np.random.default_rng(detector.seed + 3))
+    sigma = detector.hyperparameters["noise_std"]
+    noisy = add_noise(normal, sigma, np.random.default_rng(detector.seed + 3))
     fake = detector.model_outputs(noisy)["d_logit_reconstruction"]
     labels = np.r_[np.ones(len(real)), np.zeros(len(fake))]
     assert detector.d_separation(normal) == pytest.approx(

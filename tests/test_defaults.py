@@ -28,7 +28,8 @@ NORMAL_DIGIT = 5
 # The bar: clear of chance and of the backwards ranking (AUROC 0.2 to 0.4) that
 # an untrained or collapsed model's input-norm ranking gives.  Measured on this
 # subset (torch, seed 0): the autoencoder 0.93, GANomaly 0.88, ALOCC 0.83 (its
-# learning rate 2e-4; 0.64 at the code's 0.002 with the D-based stopping rule it had).
+# learning rate 2e-4 and the code's noise 0.155, before its default became 1.0; 0.64
+# at the code's 0.002 with the D-based stopping rule it had).
 BAR = 0.6
 
 

@@ -16,6 +16,7 @@ record holds the configuration, seed, hardware, threads and wall time.
     python tools/audit.py defaults-new-data --only egbad --tag egbad-last-epoch
     python tools/audit.py score-choice --only egbad --where batch_size=32 --seed 1
     python tools/audit.py egbad-image-long        # the image rate over 15 epochs
+    python tools/audit.py defaults-new-data --only alocc --set noise_std=1.0
 
 Choices are made on validation figures (``val_*``); test figures are
 recorded to report, never to choose.
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import time
 from pathlib import Path
@@ -322,8 +324,9 @@ VALIDATION_DIGITS = (0, 1, 3, 4, 6, 7, 9)  # the held-out check uses 2, 5 and 8
 #: defaults of ALOCC and EGBAD are chosen among these on the validation digits.
 #: Each overrides the defaults in force when it ran: ALOCC's ``{}`` row and first
 #: five alternatives ran at the code's learning rate 0.002, the later ones at 2e-4,
-#: the default since then (records from then on store every hyper-parameter under
-#: ``params``)
+#: the default since then, all with the code's noise 0.155 (the default until
+#: ``noise_std=1.0`` was chosen here; records from the third ALOCC round on store
+#: every hyper-parameter under ``params``)
 ALTERNATIVES = {
     "alocc": [
         {"stopping": "reconstruction"},
@@ -443,7 +446,20 @@ def main(argv=None) -> None:
         help="run only the jobs whose class contains this text "
         "(e.g. 'learning_rate=0.0005')",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="run every job with this hyper-parameter (a JSON value), named in its "
+        "class: a candidate default checked before it becomes one "
+        "(e.g. --set noise_std=1.0)",
+    )
     args = parser.parse_args(argv)
+    overrides = {
+        name: json.loads(value)
+        for name, value in (item.split("=", 1) for item in args.set)
+    }
     index, count = (int(part) for part in args.shard.split("/"))
     make_jobs, run = CHECKS[args.check]
     store = Store(STORE)
@@ -456,6 +472,16 @@ def main(argv=None) -> None:
     ]
     if args.seed is not None:
         jobs = [{**job, "seed": args.seed} for job in jobs]
+    if overrides:
+        suffix = "".join(f", {k}={v}" for k, v in overrides.items())
+        jobs = [
+            {
+                **job,
+                "class": job["class"] + suffix,
+                "hyperparameters": {**job["hyperparameters"], **overrides},
+            }
+            for job in jobs
+        ]
     for number, job in enumerate(jobs):
         if number % count != index:
             continue

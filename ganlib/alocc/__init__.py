@@ -34,7 +34,7 @@ item                           paper                 official code         defau
                                image's pixels (a     pixels and batch      (paper)
                                squared norm)         (``reduce_mean``)
 channel widths                 64 … 512              16 … 128              code (16)
-noise σ (``noise_std``)        not given             0.155                 0.155 (code)
+noise σ (``noise_std``)        not given             0.155                 1.0 (ours)
 optimiser, learning rate       not given             RMSprop, 0.002        RMSprop,
                                                                            2e-4 (ours)
 R updates per D update         not given             2                     2 (code)
@@ -88,12 +88,20 @@ score's mean validation AUROC was 0.860 at 0.002 and 0.880 at 2e-4 (batch
 what decided is D: the paper's score D(R(X)) rose from 0.566 to 0.775, below
 chance on one digit instead of three.  A second round at 2e-4 tried
 stronger noise: σ = 0.3 gave 0.876 and σ = 0.5 gave 0.895, no trend a seed
-can tell from noise, so σ stays the code's 0.155.  On the held-out digits 2, 5
-and 8 (``tools/audit.py defaults-new-data --tag alocc-lr-2e-4``) the mean test
-AUROC did not move (0.698 / 0.690, PyTorch / Keras, against 0.713 / 0.662 at
-0.002; digit 8 worst, 0.56 / 0.55): a 3-epoch ALOCC is below the plain
-autoencoder there (0.865 / 0.854), as on the validation digits (0.880 against
-0.954, PyTorch).  The rate also brings the first updates
+can tell from noise; on the held-out digits 2, 5 and 8 (``tools/audit.py
+defaults-new-data --tag alocc-lr-2e-4``) the mean test AUROC at 2e-4 and σ
+0.155 did not move (0.698 / 0.690, PyTorch / Keras, against 0.713 / 0.662 at
+0.002; digit 8 worst, 0.56 / 0.55).  A third round on the validation digits
+found the trend: σ = 1.0 gave 0.909 (D(R(X)) 0.831), the best of all, and
+batch 32 lost D (D(R(X)) 0.42 to 0.53).  Why the default σ is **1.0**, six
+times the code's 0.155: R then has to remove noise as large as the digit's own
+pixels, and what it returns is pulled towards the target class; with little
+noise the wide encoder-decoder (a 4x4x128 code for 784 pixels) learns to copy
+any digit.  Held out (``defaults-new-data --set noise_std=1.0``), it raised
+the mean test AUROC to 0.804 (PyTorch: 0.758 / 0.939 / 0.716) and 0.781
+(Keras: 0.749 / 0.896 / 0.697), still below the plain autoencoder (0.865 /
+0.854) and, in Keras, short of 0.70 on digit 8.  ``noise_std=0.155`` is the
+code's value; chapter 2 trains with it.  The rate also brings the first updates
 closer to the official code's, which are smaller than ours at the same rate
 (TF1's RMSprop starts its accumulator at 1, see below).
 ``learning_rate=0.002`` is the code's value; chapter 2 trains with it.
@@ -287,8 +295,9 @@ class ALOCC(Detector):
     ``reconstruction_reduction`` ("sum")
         ``"sum"`` over an image's pixels, as the paper's squared norm; ``"mean"``
         over pixels too, as the official ``reduce_mean``: the sum / pixels.
-    ``noise_std`` (0.155)
-        σ of the Gaussian noise η added to R's input (code; the paper gives none).
+    ``noise_std`` (1.0; the code's 0.155)
+        σ of the Gaussian noise η added to R's input (the paper gives none),
+        chosen on validation digits (module docstring).
     ``learning_rate`` (2e-4; the code's 0.002), ``batch_size`` (128), ``epochs`` (40)
         RMSprop for both networks, as the official code; the rate is a tenth
         of the code's, chosen on validation digits (module docstring).
@@ -319,7 +328,7 @@ class ALOCC(Detector):
         "base_filters": 16,
         "lambda_reconstruction": 0.4,
         "reconstruction_loss": "l2",
-        "noise_std": 0.155,
+        "noise_std": 1.0,  # official code: 0.155 (see the module docstring)
         "learning_rate": 2e-4,  # official code: 0.002 (see the module docstring)
         "batch_size": 128,
         "epochs": 40,
