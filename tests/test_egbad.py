@@ -245,11 +245,19 @@ def test_short_kdd99_training_learns_to_detect(framework, kdd):
     untrained_f1 = metrics.precision_recall_f1(
         y_test, untrained.decision_function(x_test), 0.2
     )["f1"]
-    # A CI-sized run: 2400 steps at 100x the official learning rate, with a 100-step average.  The ranking
-    # flips from epoch to epoch (the instability of the official repository's issue #7), so, as in the
-    # chapter, the epoch is selected on the validation split.
+    # A CI-sized run: 2400 steps at 100x the official learning rate, with a 100-step
+    # average.  The ranking flips from epoch to epoch (the instability of the official
+    # repository's issue #7), so, as in the chapter, the epoch is selected on the
+    # validation split by the F1 the test checks.  Seeds 0-3 on this machine: test F1
+    # 0.909-0.947 (Keras), 0.943-0.953 (PyTorch), AUROC at least 0.933; selected on
+    # validation AUROC instead, Keras seed 0 fell to F1 0.814.
     trained = EGBAD(
-        framework=framework, seed=0, verbose=False, learning_rate=1e-3, ema_decay=0.99
+        framework=framework,
+        seed=0,
+        verbose=False,
+        learning_rate=1e-3,
+        ema_decay=0.99,
+        labelled_metric="f1",
     )
     trained.fit(x_train[:10000], epochs=12, validation_data=(x_val, y_val))
     result = metrics.evaluate(y_test, trained.decision_function(x_test), 0.2)
@@ -261,15 +269,16 @@ def test_short_kdd99_training_learns_to_detect(framework, kdd):
         "val_auprc",
         "val_f1",
     }
-    assert trained.history_["val_auroc"][trained.best_epoch_ - 1] == max(
-        trained.history_["val_auroc"]
+    assert trained.history_["val_f1"][trained.best_epoch_ - 1] == max(
+        trained.history_["val_f1"]
     )
     # the normal-only rule has no label-free criterion: the official fixed budget
     assert "normal-only" not in trained.selection_criteria_
     assert trained.use_selection("normal-only").best_epoch_ == 12
-    assert result["f1"] > 0.6, (untrained_f1, result)
+    # untrained networks flag by input norm: F1 0.45 on this split
+    assert result["f1"] > 0.8, (untrained_f1, result)
     assert result["auroc"] > 0.9, (untrained_f1, result)
-    assert result["f1"] > untrained_f1 + 0.4, (untrained_f1, result)
+    assert result["f1"] > untrained_f1 + 0.3, (untrained_f1, result)
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)

@@ -137,11 +137,13 @@ def test_short_training_learns_to_detect(framework, leave_one_out):
     untrained.build(x_train.shape[1:])
     untrained_auroc = metrics.auroc(y_test, untrained.decision_function(x_test))
     trained = GANomaly(framework=framework, seed=0, verbose=False, base_filters=16).fit(
-        x_train, epochs=2
+        x_train, epochs=3
     )
     trained_auroc = metrics.auroc(y_test, trained.decision_function(x_test))
-    # untrained networks reach 0.3-0.8 depending on the seed; 0.83 is above all of them
-    assert trained_auroc > 0.83, (untrained_auroc, trained_auroc)
+    # Seeds 0-4 in both frameworks on this machine: untrained 0.32-0.77, after three
+    # epochs 0.853-0.947.  Two epochs were not enough: seed 2 fell to 0.74 in Keras,
+    # and CI's CPU, whose kernels round differently, took seed 0 from 0.853 to 0.816.
+    assert trained_auroc > 0.8, (untrained_auroc, trained_auroc)
     assert trained_auroc > untrained_auroc + 0.1, (untrained_auroc, trained_auroc)
     assert trained.history_["con"][1] < trained.history_["con"][0]
 
